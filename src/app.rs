@@ -1,0 +1,109 @@
+//! The router tree: health checks and static files on every host, then each
+//! request dispatched by host to the control panel or the tenant app.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware;
+use axum::routing::get;
+use sqlx::PgPool;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+use crate::tenancy::resolve::SiteDispatch;
+use crate::web::{errors, security, static_files};
+use crate::{control_panel, workspace};
+
+/// Largest request body accepted anywhere (the logo upload fits in it).
+pub const BODY_LIMIT: usize = 1024 * 1024;
+
+pub fn router(state: AppState) -> Router {
+    let dispatch = SiteDispatch {
+        registry: state.registry.clone(),
+        control_panel: site_layers(control_panel::router(state.clone())),
+        tenant_app: site_layers(workspace::router(state.clone())),
+        trust_proxy: state.site.trust_proxy,
+        unknown_host: errors::unknown_host,
+    };
+
+    let router = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz).with_state(state.pool.clone()))
+        .route("/static/{*path}", get(static_files::serve))
+        .fallback(move |req: Request| dispatch.clone().dispatch(req));
+
+    security::add_headers(router)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(30),
+        ))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+            let id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", id, method = %req.method(), path = req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
+}
+
+/// What each site's router gets: a panic becomes a 500, and every error
+/// response becomes the site's branded error page.
+fn site_layers(router: Router) -> Router {
+    router
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(errors::error_pages))
+}
+
+/// 200 while the database answers, 503 otherwise.
+async fn readyz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
+    let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool);
+    match tokio::time::timeout(Duration::from_secs(2), ping).await {
+        Ok(Ok(_)) => (StatusCode::OK, "ready"),
+        _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+/// Request ids: a per-process random prefix and a counter, cheap and unique
+/// enough to find one request in the logs.
+#[derive(Clone)]
+struct RequestIds {
+    prefix: Arc<str>,
+    next: Arc<AtomicU64>,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        RequestIds {
+            prefix: format!("{:08x}", nanos ^ std::process::id()).into(),
+            next: Arc::new(AtomicU64::new(1)),
+        }
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix))
+            .ok()
+            .map(RequestId::new)
+    }
+}

@@ -1,0 +1,308 @@
+//! The `tenantry` command line.
+
+use std::io::{BufRead, IsTerminal};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{DbConfig, ServeConfig, SiteConfig};
+use crate::database::Database;
+use crate::onboarding::{self, FirstAdmin};
+use crate::password;
+use crate::tenancy::branding::{Color, clean_display_name};
+use crate::tenancy::migrate::{self, Outcome, TENANT_MIGRATIONS};
+use crate::tenancy::provision::{self, NewTenant, unique_violation};
+use crate::tenancy::schema::Slug;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tenantry",
+    version,
+    about = "A multitenant web application: one schema per tenant"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub db: DbConfig,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve(ServeConfig),
+    /// Apply public migrations, then tenant migrations to every tenant schema.
+    Migrate {
+        /// Tenants migrated at once (each uses one connection).
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Visit every tenant's ledger, not only those whose recorded version is behind.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create, list and delete tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage control-panel super-admins.
+    #[command(subcommand)]
+    Superadmin(SuperadminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Provision a tenant atomically: row, domain, schema, migrations, first admin.
+    Create {
+        slug: String,
+        /// Display name.
+        #[arg(long)]
+        name: String,
+        /// Email of the first admin.
+        #[arg(long)]
+        admin_email: String,
+        /// Display name of the first admin (default: the email's local part).
+        #[arg(long)]
+        admin_name: Option<String>,
+        /// Read the first admin's password from one line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, default_value = "#4f46e5")]
+        primary_color: String,
+        #[arg(long, default_value = "#0ea5e9")]
+        accent_color: String,
+        #[command(flatten)]
+        site: SiteConfig,
+    },
+    /// One line per tenant: slug, status, domains.
+    List,
+    /// Drop a tenant with its schema and domains.
+    Delete {
+        slug: String,
+        /// Confirm the deletion.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SuperadminCommand {
+    /// Create a super-admin.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from one line of standard input.
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+pub async fn run(cli: Cli) -> Result<()> {
+    let command = cli
+        .command
+        .unwrap_or_else(|| Command::Serve(ServeConfig::parse_from_env()));
+    match command {
+        Command::Serve(config) => crate::server::run(&cli.db, &config).await,
+        Command::Migrate { jobs, all } => migrate(&cli.db, jobs, all).await,
+        Command::Tenant(cmd) => tenant(&cli.db, cmd).await,
+        Command::Superadmin(SuperadminCommand::Create { email, .. }) => {
+            superadmin_create(&cli.db, &email).await
+        }
+    }
+}
+
+impl ServeConfig {
+    /// The serve settings from the environment alone (for a bare `tenantry`).
+    fn parse_from_env() -> ServeConfig {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            serve: ServeConfig,
+        }
+        Only::parse_from(["tenantry"]).serve
+    }
+}
+
+fn read_password() -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if let Err(e) = password::check_new(&password) {
+        bail!("{e}");
+    }
+    Ok(password)
+}
+
+async fn migrate(db: &DbConfig, jobs: usize, all: bool) -> Result<()> {
+    let jobs = jobs.clamp(1, 64);
+    let db = Database::open(db, jobs as u32).await?;
+    let progress = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tenants {msg}")
+            .expect("valid template"),
+    );
+    let interactive = !progress.is_hidden();
+    let started = std::time::Instant::now();
+    let summary = migrate::rollout(
+        &db.pool,
+        &TENANT_MIGRATIONS,
+        jobs,
+        all,
+        |schema, outcome| {
+            if progress.length() == Some(0) {
+                progress.set_length(u64::MAX);
+            }
+            progress.inc(1);
+            let line = match outcome {
+                Outcome::Migrated { applied, took } => {
+                    format!("{schema}: applied {applied} migration(s) in {took:.1?}")
+                }
+                Outcome::Current => format!("{schema}: up to date"),
+                Outcome::Failed(why) => format!("{schema}: FAILED: {why}"),
+            };
+            if interactive {
+                if matches!(outcome, Outcome::Failed(_)) {
+                    progress.println(line);
+                }
+            } else {
+                println!("{line}");
+            }
+        },
+    )
+    .await?;
+    progress.finish_and_clear();
+    println!(
+        "tenant migrations: {} migrated, {} up to date, {} failed, {} already current (skipped) in {:.1?}",
+        summary.migrated,
+        summary.current,
+        summary.failed.len(),
+        summary.skipped,
+        started.elapsed()
+    );
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} tenant(s) failed to migrate: {}",
+            summary.failed.len(),
+            summary
+                .failed
+                .iter()
+                .map(|(s, _)| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
+    match cmd {
+        TenantCommand::Create {
+            slug,
+            name,
+            admin_email,
+            admin_name,
+            primary_color,
+            accent_color,
+            site,
+            ..
+        } => {
+            let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!("invalid slug: {e}"))?;
+            let display_name =
+                clean_display_name(&name).map_err(|e| anyhow::anyhow!("invalid --name: {e}"))?;
+            let email = password::clean_email(&admin_email)
+                .map_err(|e| anyhow::anyhow!("invalid --admin-email: {e}"))?;
+            let admin_name = match admin_name {
+                Some(n) => clean_display_name(&n)
+                    .map_err(|e| anyhow::anyhow!("invalid --admin-name: {e}"))?,
+                None => email.split('@').next().unwrap_or("admin").to_owned(),
+            };
+            let primary =
+                Color::parse(&primary_color).context("invalid --primary-color: use #rrggbb")?;
+            let accent =
+                Color::parse(&accent_color).context("invalid --accent-color: use #rrggbb")?;
+            let password = read_password()?;
+            let db = Database::open(db, 2).await?;
+            let password_hash = password::hash(password).await?;
+            let new = NewTenant {
+                slug,
+                display_name,
+                primary_color: primary,
+                accent_color: accent,
+            };
+            let admin = FirstAdmin {
+                email,
+                display_name: admin_name,
+                password_hash,
+            };
+            let started = std::time::Instant::now();
+            let p = onboarding::create_tenant(&db.pool, &site.root_domain(), &new, &admin).await?;
+            let domain = p.default_domain.clone();
+            let schema = p.schema.clone();
+            p.commit().await?;
+            println!(
+                "created tenant {} (schema {schema}) in {:.1?}: http://{domain}/",
+                new.slug,
+                started.elapsed()
+            );
+            Ok(())
+        }
+        TenantCommand::List => {
+            let db = Database::open(db, 1).await?;
+            let rows: Vec<(String, String, Vec<String>)> = sqlx::query_as(
+                "SELECT t.slug, t.status,
+                        COALESCE(array_agg(d.domain ORDER BY d.is_default DESC, d.domain)
+                                 FILTER (WHERE d.domain IS NOT NULL), '{}')
+                   FROM public.tenants t
+                   LEFT JOIN public.tenant_domains d ON d.tenant_id = t.id
+                  GROUP BY t.id ORDER BY t.slug",
+            )
+            .fetch_all(&db.pool)
+            .await?;
+            for (slug, status, domains) in rows {
+                println!("{slug}\t{status}\t{}", domains.join(","));
+            }
+            Ok(())
+        }
+        TenantCommand::Delete { slug, yes } => {
+            if !yes {
+                bail!("deleting a tenant drops all its data; add --yes to confirm");
+            }
+            let db = Database::open(db, 1).await?;
+            if !provision::delete(&db.pool, &slug).await? {
+                bail!("no tenant with the slug {slug:?}");
+            }
+            println!("deleted tenant {slug}");
+            Ok(())
+        }
+    }
+}
+
+async fn superadmin_create(db: &DbConfig, email: &str) -> Result<()> {
+    let email =
+        password::clean_email(email).map_err(|e| anyhow::anyhow!("invalid --email: {e}"))?;
+    let password = read_password()?;
+    let db = Database::open(db, 1).await?;
+    let hash = password::hash(password).await?;
+    let result =
+        sqlx::query("INSERT INTO public.super_admins (email, password_hash) VALUES ($1, $2)")
+            .bind(&email)
+            .bind(&hash)
+            .execute(&db.pool)
+            .await;
+    match result {
+        Ok(_) => {
+            println!("created super-admin {email}");
+            Ok(())
+        }
+        Err(e) if unique_violation(&e).is_some() => {
+            bail!("a super-admin with the email {email} already exists")
+        }
+        Err(e) => Err(e.into()),
+    }
+}

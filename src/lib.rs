@@ -1,0 +1,16 @@
+//! Tenantry: a multitenant web application with one PostgreSQL schema per
+//! tenant. See `ARCHITECTURE.md` in the shared docs for the design.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod control_panel;
+pub mod database;
+pub mod devdb;
+pub mod onboarding;
+pub mod password;
+pub mod server;
+pub mod state;
+pub mod tenancy;
+pub mod web;
+pub mod workspace;

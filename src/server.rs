@@ -1,0 +1,65 @@
+//! `tenantry serve`: the web server, with a graceful shutdown that also stops
+//! the managed database when we started it.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+use crate::config::{DbConfig, ServeConfig};
+use crate::database::Database;
+use crate::state::AppState;
+use crate::tenancy::TenantRegistry;
+
+pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
+    let db = Database::open(db_config, db_config.db_pool_size).await?;
+    let root = config.site.root_domain();
+    let registry = TenantRegistry::start(db.pool.clone(), &db.listen_url, &root)
+        .await
+        .context("cannot load the tenant catalogue")?;
+    tracing::info!(tenants = registry.len(), "tenant registry loaded");
+    warn_if_no_super_admin(&db).await;
+
+    let state = AppState {
+        pool: db.pool.clone(),
+        registry,
+        site: Arc::new(config.site.clone()),
+    };
+    let listener = TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.bind))?;
+    let port = config.bind.port();
+    tracing::info!(
+        "listening on http://{} — control panel at http://{root}:{port}/, tenants at http://<slug>.{root}:{port}/",
+        config.bind
+    );
+    axum::serve(listener, crate::app::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("shutting down");
+    db.pool.close().await;
+    drop(db);
+    Ok(())
+}
+
+async fn warn_if_no_super_admin(db: &Database) {
+    let count: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM public.super_admins")
+        .fetch_one(&db.pool)
+        .await;
+    if let Ok(0) = count {
+        tracing::warn!(
+            "no super-admin exists yet; create one with: \
+             echo 'a-long-password' | tenantry superadmin create --email you@example.com --password-stdin"
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term.recv() => {},
+    }
+}

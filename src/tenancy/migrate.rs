@@ -1,0 +1,232 @@
+//! Migrations: `migrations/public` once, `migrations/tenant` in every schema.
+//!
+//! Public migrations use sqlx's migrator as it is. Tenant migrations use the
+//! same embedded files and the same ledger format (`_sqlx_migrations`, one per
+//! schema), but a runner of our own: sqlx's takes one advisory lock per
+//! *database*, which would serialise 10,000 schemas, and runs each migration
+//! in its own transaction, which would need a session-level `search_path`.
+//! Here a tenant's pending migrations, its ledger rows and its summary in
+//! `public.tenants.schema_version` commit in **one** transaction under a
+//! per-schema lock, pinned with `SET LOCAL`: a failure leaves that tenant as it
+//! was, the pooled connection stays clean, and a rerun resumes.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Executor};
+
+use super::db::begin_sql;
+use super::schema::SchemaName;
+
+pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
+pub static TENANT_MIGRATIONS: Migrator = sqlx::migrate!("migrations/tenant");
+
+/// Applies pending public migrations (every command does this first).
+pub async fn migrate_public(pool: &PgPool) -> Result<(), MigrateError> {
+    PUBLIC_MIGRATIONS.run(pool).await
+}
+
+/// The newest version in a migration set (0 when empty).
+pub fn latest_version(migrator: &Migrator) -> i64 {
+    migrator
+        .iter()
+        .filter(|m| m.migration_type.is_up_migration())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantMigrateError {
+    #[error("migration {version} ({description}) failed: {source}")]
+    Migration {
+        version: i64,
+        description: String,
+        source: sqlx::Error,
+    },
+    #[error("applied migration {0} is not among this build's migrations")]
+    Unknown(i64),
+    #[error("applied migration {0} differs from this build's file (checksum mismatch)")]
+    Changed(i64),
+    #[error("migration {0} asks to run outside a transaction, which tenant migrations cannot")]
+    NoTransaction(i64),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+const LEDGER_DDL: &str = "
+    CREATE TABLE _sqlx_migrations (
+        version BIGINT PRIMARY KEY,
+        description TEXT NOT NULL,
+        installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+        success BOOLEAN NOT NULL,
+        checksum BYTEA NOT NULL,
+        execution_time BIGINT NOT NULL
+    )";
+
+/// Brings one tenant schema up to date inside the caller's transaction, which
+/// must already have `search_path` set to exactly that schema (see
+/// [`begin_sql`]). Returns how many migrations were applied.
+pub async fn apply_tenant_migrations(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    migrator: &Migrator,
+) -> Result<usize, TenantMigrateError> {
+    // Two migrators on one schema wait for each other; other schemas do not.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))")
+        .bind(schema.as_str())
+        .execute(&mut *conn)
+        .await?;
+    let has_ledger: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    let applied: Vec<(i64, Vec<u8>)> = if has_ledger {
+        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        conn.execute(LEDGER_DDL).await?;
+        Vec::new()
+    };
+
+    for (version, checksum) in &applied {
+        let known = migrator.iter().find(|m| m.version == *version);
+        match known {
+            None if !migrator.ignore_missing => return Err(TenantMigrateError::Unknown(*version)),
+            Some(m) if m.checksum.as_ref() != checksum.as_slice() => {
+                return Err(TenantMigrateError::Changed(*version));
+            }
+            _ => {}
+        }
+    }
+
+    let mut count = 0;
+    for migration in migrator.iter() {
+        if !migration.migration_type.is_up_migration()
+            || applied.iter().any(|(v, _)| *v == migration.version)
+        {
+            continue;
+        }
+        if migration.no_tx {
+            return Err(TenantMigrateError::NoTransaction(migration.version));
+        }
+        let started = Instant::now();
+        conn.execute(AssertSqlSafe(migration.sql.as_str()))
+            .await
+            .map_err(|source| TenantMigrateError::Migration {
+                version: migration.version,
+                description: migration.description.to_string(),
+                source,
+            })?;
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+             VALUES ($1, $2, true, $3, $4)",
+        )
+        .bind(migration.version)
+        .bind(migration.description.as_ref())
+        .bind(migration.checksum.as_ref())
+        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
+        .execute(&mut *conn)
+        .await?;
+        count += 1;
+    }
+
+    sqlx::query("UPDATE public.tenants SET schema_version = $1 WHERE schema_name = $2")
+        .bind(latest_version(migrator))
+        .bind(schema.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(count)
+}
+
+/// What happened to one tenant in a rollout.
+#[derive(Debug)]
+pub enum Outcome {
+    Migrated { applied: usize, took: Duration },
+    Current,
+    Failed(String),
+}
+
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub migrated: usize,
+    pub current: usize,
+    pub failed: Vec<(String, String)>,
+    /// Tenants whose summary already showed the latest version (not visited).
+    pub skipped: usize,
+}
+
+/// Migrates every tenant schema that is behind, `jobs` at a time, each in its
+/// own transaction. With `verify_all`, visits every schema's ledger instead of
+/// trusting `public.tenants.schema_version`. `report` sees each outcome as it
+/// lands. A failed tenant does not stop the others.
+pub async fn rollout(
+    pool: &PgPool,
+    migrator: &Migrator,
+    jobs: usize,
+    verify_all: bool,
+    mut report: impl FnMut(&str, &Outcome),
+) -> Result<Summary, sqlx::Error> {
+    let latest = latest_version(migrator);
+    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM public.tenants")
+        .fetch_one(pool)
+        .await?;
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT schema_name FROM public.tenants
+          WHERE $1 OR schema_version <> $2 ORDER BY id",
+    )
+    .bind(verify_all)
+    .bind(latest)
+    .fetch_all(pool)
+    .await?;
+
+    let mut summary = Summary {
+        skipped: usize::try_from(total)
+            .unwrap_or(0)
+            .saturating_sub(names.len()),
+        ..Summary::default()
+    };
+    let mut results = futures_util::stream::iter(names)
+        .map(|name| async move {
+            let outcome = match SchemaName::from_stored(&name) {
+                Some(schema) => migrate_one(pool, &schema, migrator).await,
+                // Never reaches SQL: the stored name failed validation.
+                None => Outcome::Failed("the stored schema name is not valid".into()),
+            };
+            (name, outcome)
+        })
+        .buffer_unordered(jobs.max(1));
+    while let Some((name, outcome)) = results.next().await {
+        report(&name, &outcome);
+        match outcome {
+            Outcome::Migrated { .. } => summary.migrated += 1,
+            Outcome::Current => summary.current += 1,
+            Outcome::Failed(why) => summary.failed.push((name, why)),
+        }
+    }
+    Ok(summary)
+}
+
+async fn migrate_one(pool: &PgPool, schema: &SchemaName, migrator: &Migrator) -> Outcome {
+    let started = Instant::now();
+    let result = async {
+        // A busy table makes the ALTER wait; give up after a while and let a
+        // rerun pick this tenant up instead of stalling the whole rollout.
+        let begin = format!("{}; SET LOCAL lock_timeout = '10s'", begin_sql(schema));
+        let mut tx = pool.begin_with(AssertSqlSafe(begin)).await?;
+        let applied = apply_tenant_migrations(&mut tx, schema, migrator).await?;
+        tx.commit().await?;
+        Ok::<_, TenantMigrateError>(applied)
+    }
+    .await;
+    match result {
+        Ok(0) => Outcome::Current,
+        Ok(applied) => Outcome::Migrated {
+            applied,
+            took: started.elapsed(),
+        },
+        Err(e) => Outcome::Failed(e.to_string()),
+    }
+}

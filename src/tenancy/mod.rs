@@ -1,0 +1,15 @@
+//! The multitenancy core: which tenant a request belongs to, and how its data
+//! is reached, created and migrated. Free of any one application's features.
+
+pub mod branding;
+pub mod db;
+pub mod host;
+pub mod migrate;
+pub mod provision;
+pub mod registry;
+pub mod resolve;
+pub mod schema;
+
+pub use db::{PublicDb, TenantDb};
+pub use registry::{Site, Tenant, TenantRegistry, TenantStatus};
+pub use schema::{SchemaName, Slug};

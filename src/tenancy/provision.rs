@@ -1,0 +1,186 @@
+//! Creating, suspending and deleting tenants, each in one transaction.
+//!
+//! PostgreSQL DDL is transactional, so provisioning (catalogue row, default
+//! domain, schema, every tenant migration, and whatever the application adds
+//! such as a first user) either commits whole or leaves nothing behind.
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, Executor, Postgres, Transaction};
+
+use super::branding::Color;
+use super::migrate::{TenantMigrateError, apply_tenant_migrations};
+use super::registry::TenantStatus;
+use super::schema::{SchemaName, Slug};
+
+/// What a new tenant starts with.
+#[derive(Clone, Debug)]
+pub struct NewTenant {
+    pub slug: Slug,
+    pub display_name: String,
+    pub primary_color: Color,
+    pub accent_color: Color,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("a tenant with the slug \"{0}\" already exists")]
+    SlugTaken(String),
+    #[error("the domain {0} is already in use")]
+    DomainTaken(String),
+    #[error("the schema {0} already exists in the database; drop it or choose another slug")]
+    SchemaExists(String),
+    #[error("tenant migrations failed: {0}")]
+    Migrate(#[from] TenantMigrateError),
+    #[error(transparent)]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for ProvisionError {
+    fn from(e: sqlx::Error) -> Self {
+        ProvisionError::Database(e)
+    }
+}
+
+/// A tenant being created: everything so far sits in an open transaction
+/// pinned to the new schema. Add the application's own rows through
+/// [`Provisioning::conn`], then [`Provisioning::commit`]; dropping it rolls
+/// everything back.
+pub struct Provisioning {
+    tx: Transaction<'static, Postgres>,
+    pub tenant_id: i64,
+    pub schema: SchemaName,
+    pub default_domain: String,
+}
+
+impl Provisioning {
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+}
+
+/// The default domain of a slug under the root domain.
+pub fn default_domain(slug: &Slug, root_domain: &str) -> String {
+    format!("{slug}.{root_domain}")
+}
+
+/// Inserts the tenant and its default domain, creates its schema and applies
+/// every tenant migration, all in one transaction that the caller commits.
+pub async fn begin(
+    pool: &PgPool,
+    new: &NewTenant,
+    root_domain: &str,
+    migrator: &Migrator,
+) -> Result<Provisioning, ProvisionError> {
+    let schema = new.slug.schema_name();
+    let domain = default_domain(&new.slug, root_domain);
+    let mut tx = pool.begin().await?;
+
+    let tenant_id: i64 = sqlx::query_scalar(
+        "INSERT INTO public.tenants (slug, schema_name, display_name, primary_color, accent_color)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(new.slug.as_str())
+    .bind(schema.as_str())
+    .bind(&new.display_name)
+    .bind(new.primary_color.to_string())
+    .bind(new.accent_color.to_string())
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => ProvisionError::SlugTaken(new.slug.to_string()),
+        None => e.into(),
+    })?;
+
+    sqlx::query(
+        "INSERT INTO public.tenant_domains (domain, tenant_id, is_default) VALUES ($1, $2, true)",
+    )
+    .bind(&domain)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => ProvisionError::DomainTaken(domain.clone()),
+        None => e.into(),
+    })?;
+
+    let create = format!(
+        "CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted}",
+        quoted = schema.quoted()
+    );
+    tx.execute(AssertSqlSafe(create)).await.map_err(|e| {
+        match e.as_database_error().and_then(|d| d.code()) {
+            Some(code) if code == "42P06" => ProvisionError::SchemaExists(schema.to_string()),
+            _ => e.into(),
+        }
+    })?;
+
+    pause_for_tests("after-schema").await;
+    apply_tenant_migrations(&mut tx, &schema, migrator).await?;
+
+    Ok(Provisioning {
+        tx,
+        tenant_id,
+        schema,
+        default_domain: domain,
+    })
+}
+
+/// Deletes a tenant: its catalogue row, its domains and its schema with all
+/// its data, in one transaction. Returns false if there was no such tenant.
+pub async fn delete(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let schema: Option<String> =
+        sqlx::query_scalar("DELETE FROM public.tenants WHERE slug = $1 RETURNING schema_name")
+            .bind(slug)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some(schema) = schema else {
+        return Ok(false);
+    };
+    if let Some(schema) = SchemaName::from_stored(&schema) {
+        let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
+        tx.execute(AssertSqlSafe(drop)).await?;
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Suspends or reactivates a tenant. Returns false if there was no such tenant.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    slug: &str,
+    status: TenantStatus,
+) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE public.tenants SET status = $1, updated_at = now() WHERE slug = $2")
+            .bind(status.as_str())
+            .bind(slug)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// The constraint a unique violation broke, if `e` is one.
+pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
+    let db = e.as_database_error()?;
+    (db.code().as_deref() == Some("23505")).then(|| db.constraint().unwrap_or("").to_owned())
+}
+
+/// Test hook for the crash-safety tests: with `TENANTRY_TEST_PAUSE=<point>`
+/// set, provisioning stops at that point for `TENANTRY_TEST_PAUSE_MS` (default
+/// a minute) so a test can kill the process mid-transaction.
+async fn pause_for_tests(point: &str) {
+    if std::env::var("TENANTRY_TEST_PAUSE").as_deref() == Ok(point) {
+        let ms = std::env::var("TENANTRY_TEST_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60_000);
+        eprintln!("paused at {point}");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}

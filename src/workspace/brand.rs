@@ -1,0 +1,108 @@
+//! The tenant's branding as HTTP resources: `/theme.css`, `/brand/logo` and
+//! `/favicon.svg`. All answer conditional requests with 304.
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::state::AppState;
+use crate::tenancy::{PublicDb, Site, Tenant};
+use crate::web::AppError;
+use crate::web::chrome::initials;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/theme.css", get(theme_css))
+        .route("/brand/logo", get(logo))
+        .route("/favicon.svg", get(favicon))
+}
+
+fn tenant(site: Site) -> Result<std::sync::Arc<Tenant>, AppError> {
+    match site {
+        Site::Tenant(t) => Ok(t),
+        Site::ControlPanel => Err(AppError::NotFound),
+    }
+}
+
+/// Answers 304 when the client already has `etag`, else `body`.
+fn conditional(
+    headers: &HeaderMap,
+    etag: &str,
+    content_type: &str,
+    body: impl IntoResponse,
+) -> Response {
+    let etag_value = HeaderValue::from_str(etag).expect("etag is plain ASCII");
+    let cache = [
+        (header::ETAG, etag_value),
+        (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+    ];
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return (StatusCode::NOT_MODIFIED, cache).into_response();
+    }
+    let content_type = HeaderValue::from_str(content_type).expect("known content type");
+    (cache, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// The tenant's colours as CSS custom properties.
+async fn theme_css(site: Site, headers: HeaderMap) -> Result<Response, AppError> {
+    let t = tenant(site)?;
+    let b = &t.branding;
+    let etag = format!("\"theme-{}-{}\"", t.id, b.version);
+    let css = format!(
+        ":root {{\n  --primary: {};\n  --on-primary: {};\n  --accent: {};\n  --on-accent: {};\n}}\n",
+        b.primary,
+        b.primary.readable_text(),
+        b.accent,
+        b.accent.readable_text(),
+    );
+    Ok(conditional(&headers, &etag, "text/css; charset=utf-8", css))
+}
+
+async fn logo(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Response, AppError> {
+    let t = tenant(site)?;
+    let Some(logo) = &t.branding.logo else {
+        return Err(AppError::NotFound);
+    };
+    let etag = format!("\"{}\"", logo.sha256);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+    {
+        return Ok(conditional(&headers, &etag, &logo.content_type, ()));
+    }
+    let row: Option<(Option<Vec<u8>>,)> =
+        sqlx::query_as("SELECT logo FROM public.tenants WHERE id = $1")
+            .bind(t.id)
+            .fetch_optional(db.conn())
+            .await?;
+    let Some((Some(bytes),)) = row else {
+        return Err(AppError::NotFound);
+    };
+    Ok(conditional(&headers, &etag, &logo.content_type, bytes))
+}
+
+/// The tenant's initials on its primary colour.
+async fn favicon(site: Site, headers: HeaderMap) -> Result<Response, AppError> {
+    let t = tenant(site)?;
+    let b = &t.branding;
+    let etag = format!("\"favicon-{}-{}\"", t.id, b.version);
+    let svg = format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="{}"/><text x="32" y="43" font-family="system-ui, sans-serif" font-size="28" font-weight="700" text-anchor="middle" fill="{}">{}</text></svg>"##,
+        b.primary,
+        b.primary.readable_text(),
+        xml_escape(&initials(&b.display_name)),
+    );
+    Ok(conditional(&headers, &etag, "image/svg+xml", svg))
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

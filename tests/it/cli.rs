@@ -1,0 +1,180 @@
+//! The command line, run as a user would: the real binary, real database.
+
+use crate::harness::{PASSWORD, TestDb, cli, cli_with_env};
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn tenant_create_list_delete() {
+    let db = TestDb::new().await;
+    let out = cli(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--name",
+            "Acme Inc",
+            "--admin-email",
+            "Boss@Acme.test",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("acme.localhost"), "{}", stdout(&out));
+    let email: String = sqlx::query_scalar("SELECT email FROM t_acme.users")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(email, "boss@acme.test");
+
+    sqlx::query(
+        "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let out = cli(&db, &["tenant", "list"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "acme\tactive\tacme.localhost,tasks.acme.com\n"
+    );
+
+    let out = cli(&db, &["tenant", "delete", "acme"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--yes"), "{}", stderr(&out));
+    assert!(db.schema_exists("t_acme").await);
+
+    let out = cli(&db, &["tenant", "delete", "acme", "--yes"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!db.schema_exists("t_acme").await);
+    assert_eq!(stdout(&cli(&db, &["tenant", "list"], "")), "");
+
+    let out = cli(&db, &["tenant", "delete", "acme", "--yes"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn superadmin_create_refuses_duplicates_and_short_passwords() {
+    let db = TestDb::new().await;
+    let args = [
+        "superadmin",
+        "create",
+        "--email",
+        "root@example.com",
+        "--password-stdin",
+    ];
+    let out = cli(&db, &args, &format!("{PASSWORD}\n"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let hash: String = sqlx::query_scalar("SELECT password_hash FROM super_admins")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+
+    let out = cli(
+        &db,
+        &[
+            "superadmin",
+            "create",
+            "--email",
+            "ROOT@example.com",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("already exists"), "{}", stderr(&out));
+
+    let out = cli(
+        &db,
+        &[
+            "superadmin",
+            "create",
+            "--email",
+            "other@example.com",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("at least 10"), "{}", stderr(&out));
+    assert_eq!(db.count("SELECT count(*) FROM super_admins").await, 1);
+}
+
+#[tokio::test]
+async fn migrate_works_on_an_empty_database_and_is_idempotent() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    for _ in 0..2 {
+        let out = cli(&db, &["migrate", "--jobs", "2"], "");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("0 failed"), "{}", stdout(&out));
+    }
+    let out = cli(&db, &["migrate", "--all"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("t_acme: up to date"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// With no DATABASE_URL the commands run the managed cluster themselves:
+/// initialise on first use, reuse afterwards, and stop it when done.
+#[tokio::test]
+async fn commands_run_a_managed_cluster_without_database_url() {
+    let dir = std::env::temp_dir().join(format!("tenantry-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data_dir = dir.to_str().unwrap();
+    let env = [("TENANTRY_DATA_DIR", data_dir)];
+
+    let out = cli_with_env(
+        &env,
+        &[
+            "superadmin",
+            "create",
+            "--email",
+            "a@b.test",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join("pgdata/PG_VERSION").exists());
+
+    let out = cli_with_env(
+        &env,
+        &[
+            "superadmin",
+            "create",
+            "--email",
+            "a@b.test",
+            "--password-stdin",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "the first run's data is still there"
+    );
+
+    let out = cli_with_env(&env, &["tenant", "list"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !dir.join("pgdata/postmaster.pid").exists(),
+        "the server is stopped when the command ends"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

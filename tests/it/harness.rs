@@ -1,0 +1,270 @@
+//! Test harness: a real PostgreSQL (the managed cluster, started once per
+//! test process in a temporary directory, or the server named by
+//! `TENANTRY_TEST_DATABASE_URL`), a fresh database per test, and the real app
+//! served over real HTTP on a loopback port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use tenantry::config::SiteConfig;
+use tenantry::onboarding::{self, FirstAdmin};
+use tenantry::state::AppState;
+use tenantry::tenancy::branding::{Color, clean_display_name};
+use tenantry::tenancy::migrate;
+use tenantry::tenancy::provision::NewTenant;
+use tenantry::tenancy::{Slug, TenantRegistry};
+use tokio::net::TcpListener;
+
+pub const ROOT: &str = "localhost";
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// `postgres://…@host:port` of the server tests create databases on.
+fn server_url() -> &'static str {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("TENANTRY_TEST_DATABASE_URL") {
+            return url.trim_end_matches('/').to_owned();
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        // The cluster is owned by a thread that lives as long as the process:
+        // the server is started with a parent-death signal tied to the thread
+        // that spawned it, so it stops when the test process exits.
+        std::thread::spawn(move || {
+            remove_stale_clusters();
+            let dir = std::env::temp_dir().join(format!("tenantry-test-{}", std::process::id()));
+            let cluster = tenantry::devdb::start(&dir, tenantry::devdb::FAST_UNSAFE_SETTINGS)
+                .expect("start the managed test cluster");
+            let url = cluster.url("");
+            tx.send(url.trim_end_matches('/').to_owned()).unwrap();
+            let _keep = cluster;
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("test cluster started")
+    })
+}
+
+/// Test clusters of earlier runs whose process is gone.
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("tenantry-test-"))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !PathBuf::from(format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A fresh, empty database with the public migrations applied.
+pub struct TestDb {
+    pub url: String,
+    pub pool: PgPool,
+}
+
+impl TestDb {
+    pub async fn new() -> TestDb {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "test_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("{}/postgres", server_url()))
+            .await
+            .expect("connect to the test server");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await
+            .expect("create test database");
+        admin.close().await;
+        let url = format!("{}/{name}", server_url());
+        let pool = tenantry::database::pool(&url, 8).unwrap();
+        migrate::migrate_public(&pool)
+            .await
+            .expect("public migrations");
+        TestDb { url, pool }
+    }
+
+    /// A pool of its own on this database, of `size` connections.
+    pub fn pool_of(&self, size: u32) -> PgPool {
+        tenantry::database::pool(&self.url, size).unwrap()
+    }
+
+    /// Provisions a tenant with an admin `admin@<slug>.test` / [`PASSWORD`].
+    pub async fn create_tenant(&self, slug: &str) {
+        self.create_tenant_named(slug, &format!("{slug} Inc")).await;
+    }
+
+    pub async fn create_tenant_named(&self, slug: &str, name: &str) {
+        let new = NewTenant {
+            slug: Slug::parse(slug).unwrap(),
+            display_name: clean_display_name(name).unwrap(),
+            primary_color: Color::parse("#4f46e5").unwrap(),
+            accent_color: Color::parse("#0ea5e9").unwrap(),
+        };
+        let admin = FirstAdmin {
+            email: format!("admin@{slug}.test"),
+            display_name: "Admin".into(),
+            password_hash: admin_hash().await,
+        };
+        onboarding::create_tenant(&self.pool, ROOT, &new, &admin)
+            .await
+            .expect("provision tenant")
+            .commit()
+            .await
+            .unwrap();
+    }
+
+    pub async fn schema_exists(&self, schema: &str) -> bool {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn count(&self, sql: &str) -> i64 {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// The admin password's hash, computed once (argon2 is slow on purpose).
+async fn admin_hash() -> String {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_init(|| async { tenantry::password::hash(PASSWORD.into()).await.unwrap() })
+        .await
+        .clone()
+}
+
+/// The real application, served on a loopback port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub db: TestDb,
+    pub registry: Arc<TenantRegistry>,
+}
+
+impl TestApp {
+    pub async fn start(db: TestDb) -> TestApp {
+        Self::start_with(db, tenantry::app::router).await
+    }
+
+    /// Serves `make_router(state)` instead of the application's own router.
+    pub async fn start_with(
+        db: TestDb,
+        make_router: impl FnOnce(AppState) -> axum::Router,
+    ) -> TestApp {
+        Self::start_with_pool(db, 8, make_router).await
+    }
+
+    pub async fn start_with_pool(
+        db: TestDb,
+        pool_size: u32,
+        make_router: impl FnOnce(AppState) -> axum::Router,
+    ) -> TestApp {
+        let pool = db.pool_of(pool_size);
+        let registry = TenantRegistry::start(pool.clone(), &db.url, ROOT)
+            .await
+            .expect("registry");
+        let state = AppState {
+            pool,
+            registry: registry.clone(),
+            site: Arc::new(SiteConfig {
+                base_domain: ROOT.into(),
+                trust_proxy: false,
+            }),
+        };
+        let router = make_router(state);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        TestApp { addr, db, registry }
+    }
+
+    /// A browser-like client (cookie jar, no redirects followed) that sends
+    /// every host name to this server.
+    pub fn client(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(ToServer(self.addr)))
+            .build()
+            .unwrap()
+    }
+
+    /// `http://<host>:<port><path>`.
+    pub fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.addr.port())
+    }
+
+    /// Waits (up to 2 s) until the registry serves `host` as a tenant.
+    pub async fn wait_for_host(&self, host: &str) {
+        for _ in 0..200 {
+            if let Some(tenantry::tenancy::Site::Tenant(_)) = self.registry.resolve(host) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("{host} never appeared in the registry");
+    }
+}
+
+/// Resolves every name to the test server, as `*.localhost` does in browsers.
+struct ToServer(SocketAddr);
+
+impl reqwest::dns::Resolve for ToServer {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let addr = self.0;
+        Box::pin(async move {
+            let addrs: reqwest::dns::Addrs = Box::new(std::iter::once(addr));
+            Ok(addrs)
+        })
+    }
+}
+
+/// Runs the `tenantry` binary with `DATABASE_URL` set to `db`, feeding `stdin`.
+pub fn cli(db: &TestDb, args: &[&str], stdin: &str) -> std::process::Output {
+    cli_with_env(&[("DATABASE_URL", db.url.as_str())], args, stdin)
+}
+
+pub fn cli_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tenantry");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}

@@ -1,0 +1,11 @@
+//! Integration tests: real PostgreSQL, real HTTP. One test binary, so the
+//! test cluster starts once and the suite links once.
+
+mod harness;
+
+mod cli;
+mod isolation;
+mod migrations;
+mod provisioning;
+mod registry;
+mod routing;
