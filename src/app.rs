@@ -12,16 +12,20 @@ use axum::middleware;
 use axum::routing::get;
 use sqlx::PgPool;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::csrf::CsrfLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::state::AppState;
 use crate::tenancy::resolve::SiteDispatch;
-use crate::web::{errors, security, static_files};
+use crate::tenancy::sessions::SiteSessionStore;
+use crate::web::{csrf, errors, flash, security, static_files};
 use crate::{control_panel, workspace};
 
 /// Largest request body accepted anywhere (the logo upload fits in it).
@@ -30,8 +34,8 @@ pub const BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let dispatch = SiteDispatch {
         registry: state.registry.clone(),
-        control_panel: site_layers(control_panel::router(state.clone())),
-        tenant_app: site_layers(workspace::router(state.clone())),
+        control_panel: site_layers(control_panel::router(state.clone()), &state),
+        tenant_app: site_layers(workspace::router(state.clone()), &state),
         trust_proxy: state.site.trust_proxy,
         unknown_host: errors::unknown_host,
     };
@@ -42,7 +46,11 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(static_files::serve))
         .fallback(move |req: Request| dispatch.clone().dispatch(req));
 
+    let trust_proxy = state.site.trust_proxy;
     security::add_headers(router)
+        .layer(middleware::from_fn(move |req, next| {
+            security::https_hardening(trust_proxy, req, next)
+        }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
@@ -61,11 +69,30 @@ pub fn router(state: AppState) -> Router {
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
 }
 
-/// What each site's router gets: a panic becomes a 500, and every error
-/// response becomes the site's branded error page.
-fn site_layers(router: Router) -> Router {
+/// How long a session lasts without being renewed (logging in renews it).
+pub const SESSION_LIFETIME: time::Duration = time::Duration::days(14);
+
+/// What each site's router gets, innermost first: a panic becomes a 500;
+/// sessions in the site's own table; flash messages; the CSRF cookie and
+/// token; an Origin check for unsafe methods; and every error response
+/// becomes the site's branded error page.
+fn site_layers(router: Router, state: &AppState) -> Router {
+    let sessions = SessionManagerLayer::new(SiteSessionStore::new(state.pool.clone()))
+        .with_name("tenantry_session")
+        .with_http_only(true)
+        .with_same_site(SameSite::Lax)
+        // `Secure` is added per request when a trusted proxy says https.
+        .with_secure(false)
+        .with_expiry(Expiry::OnInactivity(SESSION_LIFETIME));
+    let key = state.csrf.clone();
     router
         .layer(CatchPanicLayer::new())
+        .layer(sessions)
+        .layer(middleware::from_fn(flash::clear_shown))
+        .layer(middleware::from_fn(move |req, next| {
+            csrf::provide_token(key.clone(), req, next)
+        }))
+        .layer(CsrfLayer::new())
         .layer(middleware::from_fn(errors::error_pages))
 }
 

@@ -1,7 +1,7 @@
 //! `tenantry serve`: the web server, with a graceful shutdown that also stops
 //! the managed database when we started it.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
@@ -10,6 +10,7 @@ use crate::config::{DbConfig, ServeConfig};
 use crate::database::Database;
 use crate::state::AppState;
 use crate::tenancy::TenantRegistry;
+use crate::tenancy::sessions::sweep_expired;
 
 pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     let db = Database::open(db_config, db_config.db_pool_size).await?;
@@ -20,11 +21,12 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     tracing::info!(tenants = registry.len(), "tenant registry loaded");
     warn_if_no_super_admin(&db).await;
 
-    let state = AppState {
-        pool: db.pool.clone(),
-        registry,
-        site: Arc::new(config.site.clone()),
-    };
+    tokio::spawn(sweep_expired(
+        db.pool.clone(),
+        registry.clone(),
+        Duration::from_secs(15 * 60),
+    ));
+    let state = AppState::new(db.pool.clone(), registry, config.site.clone()).await?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;

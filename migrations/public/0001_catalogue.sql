@@ -55,8 +55,11 @@ CREATE UNIQUE INDEX super_admins_email_key ON super_admins (lower(email));
 CREATE TABLE cp_sessions (
     id          text PRIMARY KEY,
     data        jsonb NOT NULL,
-    expiry_date timestamptz NOT NULL
+    expiry_date timestamptz NOT NULL,
+    user_id     bigint REFERENCES super_admins (id) ON DELETE CASCADE
 );
+
+CREATE INDEX cp_sessions_user_idx ON cp_sessions (user_id);
 
 CREATE INDEX cp_sessions_expiry_idx ON cp_sessions (expiry_date);
 
@@ -71,6 +74,12 @@ CREATE TABLE audit_log (
 );
 
 CREATE INDEX audit_log_at_idx ON audit_log (at DESC);
+
+-- Keys shared by every instance (the CSRF token key), made on first start.
+CREATE TABLE app_secrets (
+    name  text PRIMARY KEY,
+    value bytea NOT NULL
+);
 
 -- Every committed change to the catalogue tells every running instance which
 -- tenant to reload. NOTIFY is transactional: nothing is sent on rollback.

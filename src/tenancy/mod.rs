@@ -9,6 +9,7 @@ pub mod provision;
 pub mod registry;
 pub mod resolve;
 pub mod schema;
+pub mod sessions;
 
 pub use db::{PublicDb, TenantDb};
 pub use registry::{Site, Tenant, TenantRegistry, TenantStatus};

@@ -262,6 +262,12 @@ impl TenantRegistry {
         maps.by_id.values().find(|t| t.slug == slug).cloned()
     }
 
+    /// Every tenant's schema, for maintenance that visits them all.
+    pub fn schemas(&self) -> Vec<SchemaName> {
+        let maps = self.maps.read().expect("registry lock poisoned");
+        maps.by_id.values().map(|t| t.schema.clone()).collect()
+    }
+
     pub fn root_domain(&self) -> &str {
         &self.root_domain
     }

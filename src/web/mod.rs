@@ -1,9 +1,22 @@
-//! Web parts shared by both sites: page chrome, error pages, security headers.
+//! Web parts shared by both sites: page chrome, error pages, CSRF, forms,
+//! flash messages, security headers, static files.
 
+pub mod auth;
 pub mod chrome;
+pub mod csrf;
 pub mod errors;
+pub mod flash;
+pub mod forms;
 pub mod security;
 pub mod static_files;
 
 pub use chrome::Chrome;
+pub use csrf::CsrfToken;
 pub use errors::AppError;
+pub use flash::{Flash, IncomingFlash};
+pub use forms::{CsrfForm, FieldErrors};
+
+/// Lower-case hex of some bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

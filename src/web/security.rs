@@ -26,3 +26,47 @@ pub fn add_headers(router: Router) -> Router {
         ))
     })
 }
+
+/// Whether the client reached us over https, as far as we can know: only a
+/// trusted proxy's `X-Forwarded-Proto` can say so (we serve plain HTTP).
+pub fn is_https(req: &axum::extract::Request, trust_proxy: bool) -> bool {
+    trust_proxy
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').next().unwrap_or("").trim() == "https")
+}
+
+/// Middleware: over https, every cookie gets `Secure` and the response HSTS.
+pub async fn https_hardening(
+    trust_proxy: bool,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let https = is_https(&req, trust_proxy);
+    let mut response = next.run(req).await;
+    if https {
+        let headers = response.headers_mut();
+        let cookies: Vec<HeaderValue> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        headers.remove(header::SET_COOKIE);
+        for cookie in cookies {
+            let text = cookie.to_str().unwrap_or("");
+            let secured = if text.to_ascii_lowercase().contains("; secure") {
+                cookie
+            } else {
+                HeaderValue::from_str(&format!("{text}; Secure")).unwrap_or(cookie)
+            };
+            headers.append(header::SET_COOKIE, secured);
+        }
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}

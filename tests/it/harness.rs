@@ -184,14 +184,11 @@ impl TestApp {
         let registry = TenantRegistry::start(pool.clone(), &db.url, ROOT)
             .await
             .expect("registry");
-        let state = AppState {
-            pool,
-            registry: registry.clone(),
-            site: Arc::new(SiteConfig {
-                base_domain: ROOT.into(),
-                trust_proxy: false,
-            }),
+        let site = SiteConfig {
+            base_domain: ROOT.into(),
+            trust_proxy: false,
         };
+        let state = AppState::new(pool, registry.clone(), site).await.unwrap();
         let router = make_router(state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

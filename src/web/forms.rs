@@ -1,0 +1,96 @@
+//! Forms: the CSRF-checked form extractor and per-field error messages.
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::de::DeserializeOwned;
+
+use super::csrf::CsrfToken;
+
+/// A urlencoded form whose `csrf_token` field was checked: a missing or wrong
+/// token is a 403, a body that is not a valid form a 400, too large a 413.
+pub struct CsrfForm<T>(pub T);
+
+#[derive(Debug)]
+pub enum FormRejection {
+    BadCsrf,
+    Malformed(String),
+    TooLarge,
+}
+
+impl IntoResponse for FormRejection {
+    fn into_response(self) -> Response {
+        match self {
+            FormRejection::BadCsrf => StatusCode::FORBIDDEN.into_response(),
+            FormRejection::Malformed(why) => {
+                tracing::debug!(%why, "malformed form");
+                StatusCode::BAD_REQUEST.into_response()
+            }
+            FormRejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
+    type Rejection = FormRejection;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, FormRejection> {
+        let expected = req.extensions().get::<CsrfToken>().cloned();
+        let body = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                FormRejection::TooLarge
+            } else {
+                FormRejection::Malformed(e.body_text())
+            }
+        })?;
+        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+            .map_err(|e| FormRejection::Malformed(e.to_string()))?;
+        let mut tokens = fields.iter().filter(|(k, _)| k == "csrf_token");
+        let valid = match (expected, tokens.next(), tokens.next()) {
+            (Some(expected), Some((_, token)), None) => expected.matches(token),
+            _ => false,
+        };
+        if !valid {
+            return Err(FormRejection::BadCsrf);
+        }
+        serde_urlencoded::from_bytes(&body)
+            .map(CsrfForm)
+            .map_err(|e| FormRejection::Malformed(e.to_string()))
+    }
+}
+
+/// Messages keyed by field name, shown beside each field.
+#[derive(Clone, Debug, Default)]
+pub struct FieldErrors(BTreeMap<&'static str, String>);
+
+impl FieldErrors {
+    pub fn add(&mut self, field: &'static str, message: impl Into<String>) {
+        self.0.entry(field).or_insert_with(|| message.into());
+    }
+
+    /// Records `result`'s error under `field` and returns its value, if any.
+    pub fn check<T, E: ToString>(
+        &mut self,
+        field: &'static str,
+        result: Result<T, E>,
+    ) -> Option<T> {
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.add(field, e.to_string());
+                None
+            }
+        }
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
