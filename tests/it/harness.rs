@@ -265,3 +265,29 @@ pub fn cli_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> std::pr
         .unwrap();
     child.wait_with_output().unwrap()
 }
+
+impl TestDb {
+    /// A control-panel super-admin with password [`PASSWORD`].
+    pub async fn create_super_admin(&self, email: &str) {
+        sqlx::query("INSERT INTO super_admins (email, password_hash) VALUES ($1, $2)")
+            .bind(email)
+            .bind(admin_hash().await)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+}
+
+/// The value of the `csrf_token` hidden field in a page.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker).expect("page has a csrf_token field") + marker.len();
+    let end = html[start..].find('"').unwrap() + start;
+    html[start..end].to_owned()
+}
+
+/// GETs `url` with `client` and returns the CSRF token of the page's form.
+pub async fn csrf_for(client: &reqwest::Client, url: &str) -> String {
+    let html = client.get(url).send().await.unwrap().text().await.unwrap();
+    csrf_from(&html)
+}
