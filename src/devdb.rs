@@ -111,7 +111,15 @@ pub fn start(data_dir: &Path, settings: &[(&str, &str)]) -> Result<ManagedCluste
         });
     }
 
-    let port = free_port()?;
+    // Reuse the last port when it is free, so the URL stays the same across
+    // restarts (a running app reconnects to a restarted cluster by itself).
+    let port_file = data_dir.join("port");
+    let port = fs::read_to_string(&port_file)
+        .ok()
+        .and_then(|p| p.trim().parse::<u16>().ok())
+        .filter(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .map_or_else(free_port, Ok)?;
+    fs::write(&port_file, port.to_string())?;
     let log_path = data_dir.join("postgres.log");
     let log = fs::OpenOptions::new()
         .create(true)

@@ -3,6 +3,9 @@
 //! `TENANTRY_TEST_DATABASE_URL`), a fresh database per test, and the real app
 //! served over real HTTP on a loopback port.
 
+// Not every test module uses every helper.
+#![allow(dead_code)]
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,156 @@
+//! Crash safety: processes killed in the middle of provisioning or of a
+//! migration rollout leave every tenant whole.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sqlx::migrate::Migrator;
+use tenantry::tenancy::Slug;
+use tenantry::tenancy::branding::Color;
+use tenantry::tenancy::migrate::{TENANT_MIGRATIONS, latest_version};
+use tenantry::tenancy::provision::{self, NewTenant};
+
+use crate::harness::{PASSWORD, ROOT, TestDb};
+
+/// Starts `tenantry` on the test database with piped output.
+fn spawn(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_tenantry"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tenantry")
+}
+
+#[tokio::test]
+async fn killing_tenant_create_midway_leaves_nothing() {
+    let db = TestDb::new().await;
+    let mut child = spawn(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "crashy",
+            "--name",
+            "Crashy",
+            "--admin-email",
+            "a@crashy.test",
+            "--password-stdin",
+        ],
+        &[("TENANTRY_TEST_PAUSE", "after-schema")],
+    );
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "{PASSWORD}").unwrap();
+    }
+    // Wait until it says it has created the schema (inside its transaction).
+    let stderr = child.stderr.take().unwrap();
+    let paused = tokio::task::spawn_blocking(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .any(|line| line.contains("paused at after-schema"))
+    })
+    .await
+    .unwrap();
+    assert!(paused, "provisioning reached the pause point");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // The server notices the client is gone and rolls back; give it a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while db.count("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND state LIKE 'idle in transaction%'").await > 0 {
+        assert!(Instant::now() < deadline, "the killed transaction is still open");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
+    assert_eq!(db.count("SELECT count(*) FROM tenant_domains").await, 0);
+    assert!(!db.schema_exists("t_crashy").await);
+    // And the same tenant can then be created.
+    db.create_tenant("crashy").await;
+    assert!(db.schema_exists("t_crashy").await);
+}
+
+#[tokio::test]
+async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
+    let db = TestDb::new().await;
+    // 200 tenants whose schemas have no migration applied yet.
+    let nothing = Migrator::with_migrations(Vec::new());
+    for i in 0..200 {
+        let new = NewTenant {
+            slug: Slug::parse(&format!("behind-{i:03}")).unwrap(),
+            display_name: format!("Behind {i}"),
+            primary_color: Color::parse("#4f46e5").unwrap(),
+            accent_color: Color::parse("#0ea5e9").unwrap(),
+        };
+        provision::begin(&db.pool, &new, ROOT, &nothing)
+            .await
+            .unwrap()
+            .commit()
+            .await
+            .unwrap();
+    }
+
+    let mut child = spawn(&db, &["migrate", "--jobs", "4"], &[]);
+    let stdout = child.stdout.take().unwrap();
+    let seen = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter(|line| line.contains("applied"))
+            .take(40)
+            .count()
+    })
+    .await
+    .unwrap();
+    assert_eq!(seen, 40, "the rollout was under way");
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let latest = latest_version(&TENANT_MIGRATIONS);
+    let done = db
+        .count(&format!(
+            "SELECT count(*) FROM tenants WHERE schema_version = {latest}"
+        ))
+        .await;
+    assert!(
+        (40..200).contains(&done),
+        "killed midway: {done} of 200 migrated"
+    );
+
+    let out = spawn(&db, &["migrate", "--jobs", "4"], &[])
+        .wait_with_output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM tenants WHERE schema_version = {latest}"
+        ))
+        .await,
+        200
+    );
+    // Every schema's own ledger agrees, and every schema has its tables.
+    let ledgers: i64 = db
+        .count(
+            "SELECT count(*) FROM pg_namespace n
+              WHERE n.nspname LIKE 't\\_behind\\_%'
+                AND EXISTS (SELECT 1 FROM pg_tables t WHERE t.schemaname = n.nspname AND t.tablename = 'tasks')",
+        )
+        .await;
+    assert_eq!(ledgers, 200);
+    let out = spawn(&db, &["migrate", "--all"], &[])
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("200 up to date, 0 failed"), "{stdout}");
+}
