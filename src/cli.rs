@@ -137,7 +137,7 @@ fn read_password() -> Result<String> {
 
 async fn migrate(db: &DbConfig, jobs: usize, all: bool) -> Result<()> {
     let jobs = jobs.clamp(1, 64);
-    let db = Database::open(db, jobs as u32).await?;
+    let db = Database::open_direct(db, jobs as u32).await?;
     let progress = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(0)
     } else {
@@ -227,7 +227,7 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
             let accent =
                 Color::parse(&accent_color).context("invalid --accent-color: use #rrggbb")?;
             let password = read_password()?;
-            let db = Database::open(db, 2).await?;
+            let db = Database::open_direct(db, 2).await?;
             let password_hash = password::hash(password).await?;
             let new = NewTenant {
                 slug,
@@ -253,7 +253,7 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
             Ok(())
         }
         TenantCommand::List => {
-            let db = Database::open(db, 1).await?;
+            let db = Database::open_direct(db, 1).await?;
             let rows: Vec<(String, String, Vec<String>)> = sqlx::query_as(
                 "SELECT t.slug, t.status,
                         COALESCE(array_agg(d.domain ORDER BY d.is_default DESC, d.domain)
@@ -273,7 +273,7 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
             if !yes {
                 bail!("deleting a tenant drops all its data; add --yes to confirm");
             }
-            let db = Database::open(db, 1).await?;
+            let db = Database::open_direct(db, 1).await?;
             if !provision::delete(&db.pool, &slug).await? {
                 bail!("no tenant with the slug {slug:?}");
             }
@@ -287,7 +287,7 @@ async fn superadmin_create(db: &DbConfig, email: &str) -> Result<()> {
     let email =
         password::clean_email(email).map_err(|e| anyhow::anyhow!("invalid --email: {e}"))?;
     let password = read_password()?;
-    let db = Database::open(db, 1).await?;
+    let db = Database::open_direct(db, 1).await?;
     let hash = password::hash(password).await?;
     let result =
         sqlx::query("INSERT INTO public.super_admins (email, password_hash) VALUES ($1, $2)")

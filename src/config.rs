@@ -10,8 +10,9 @@ pub struct DbConfig {
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Direct connection for LISTEN/NOTIFY (needed behind a transaction-mode
-    /// PgBouncer); defaults to the database URL.
+    /// Direct connection to PostgreSQL (not through a transaction-mode
+    /// PgBouncer) for LISTEN/NOTIFY, migrations and the CLI; defaults to the
+    /// database URL.
     #[arg(
         long,
         env = "DATABASE_LISTEN_URL",
@@ -37,6 +38,17 @@ pub struct DbConfig {
         global = true
     )]
     pub db_pool_size: u32,
+
+    /// Use named prepared statements; set to false behind a transaction-mode
+    /// PgBouncer older than 1.21.
+    #[arg(
+        long,
+        env = "TENANTRY_DB_PREPARED_STATEMENTS",
+        default_value_t = true,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub db_prepared_statements: bool,
 }
 
 /// Settings of the web server.

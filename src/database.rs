@@ -15,16 +15,28 @@ const MANAGED_DATABASE: &str = "tenantry";
 
 pub struct Database {
     pub pool: PgPool,
-    /// URL for the registry's LISTEN connection.
-    pub listen_url: String,
+    /// A direct connection URL (never through PgBouncer): LISTEN, migrations.
+    pub direct_url: String,
     /// The managed cluster, when we run one; dropping it stops the server.
     pub cluster: Option<ManagedCluster>,
 }
 
 impl Database {
-    /// Connects (starting the managed cluster when no URL is configured) with
-    /// a pool of `pool_size`, and applies pending public migrations.
+    /// The server's database: the pool on `DATABASE_URL` (which may go
+    /// through PgBouncer), after pending public migrations are applied over
+    /// the direct connection.
     pub async fn open(config: &DbConfig, pool_size: u32) -> Result<Database> {
+        Self::connect(config, pool_size, false).await
+    }
+
+    /// For the CLI: the pool itself goes straight to PostgreSQL, since
+    /// provisioning and migrations take locks a transaction pooler would split.
+    pub async fn open_direct(config: &DbConfig, pool_size: u32) -> Result<Database> {
+        Self::connect(config, pool_size, true).await
+    }
+
+    async fn connect(config: &DbConfig, pool_size: u32, direct: bool) -> Result<Database> {
+        crate::tenancy::db::use_prepared_statements(config.db_prepared_statements);
         let (url, cluster) = match &config.database_url {
             Some(url) => (url.clone(), None),
             None => {
@@ -35,14 +47,16 @@ impl Database {
                 (cluster.url(MANAGED_DATABASE), Some(cluster))
             }
         };
-        let pool = pool(&url, pool_size)?;
-        migrate::migrate_public(&pool)
+        let direct_url = config.database_listen_url.clone().unwrap_or(url.clone());
+        let migrations = pool(&direct_url, 1)?;
+        migrate::migrate_public(&migrations)
             .await
             .context("cannot apply the public migrations")?;
-        let listen_url = config.database_listen_url.clone().unwrap_or(url);
+        migrations.close().await;
+        let pool = pool(if direct { &direct_url } else { &url }, pool_size)?;
         Ok(Database {
             pool,
-            listen_url,
+            direct_url,
             cluster,
         })
     }

@@ -1,6 +1,7 @@
 //! Creating a tenant together with its first admin: the tenancy core's
 //! provisioning transaction plus the workspace's first user.
 
+use crate::tenancy::db;
 use sqlx::PgPool;
 
 use crate::tenancy::migrate::TENANT_MIGRATIONS;
@@ -20,7 +21,7 @@ pub async fn create_tenant(
     admin: &FirstAdmin,
 ) -> Result<provision::Provisioning, ProvisionError> {
     let mut p = provision::begin(pool, tenant, root_domain, &TENANT_MIGRATIONS).await?;
-    sqlx::query(
+    db::query(
         "INSERT INTO users (email, display_name, password_hash, role) VALUES ($1, $2, $3, 'admin')",
     )
     .bind(&admin.email)
@@ -28,7 +29,7 @@ pub async fn create_tenant(
     .bind(&admin.password_hash)
     .execute(p.conn())
     .await?;
-    sqlx::query("UPDATE public.tenants SET user_count = 1 WHERE id = $1")
+    db::query("UPDATE public.tenants SET user_count = 1 WHERE id = $1")
         .bind(p.tenant_id)
         .execute(p.conn())
         .await?;

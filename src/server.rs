@@ -15,7 +15,7 @@ use crate::tenancy::sessions::sweep_expired;
 pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     let db = Database::open(db_config, db_config.db_pool_size).await?;
     let root = config.site.root_domain();
-    let registry = TenantRegistry::start(db.pool.clone(), &db.listen_url, &root)
+    let registry = TenantRegistry::start(db.pool.clone(), &db.direct_url, &root)
         .await
         .context("cannot load the tenant catalogue")?;
     tracing::info!(tenants = registry.len(), "tenant registry loaded");
@@ -45,9 +45,10 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
 }
 
 async fn warn_if_no_super_admin(db: &Database) {
-    let count: Result<i64, _> = sqlx::query_scalar("SELECT count(*) FROM public.super_admins")
-        .fetch_one(&db.pool)
-        .await;
+    let count: Result<i64, _> =
+        crate::tenancy::db::query_scalar("SELECT count(*) FROM public.super_admins")
+            .fetch_one(&db.pool)
+            .await;
     if let Ok(0) = count {
         tracing::warn!(
             "no super-admin exists yet; create one with: \

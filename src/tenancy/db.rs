@@ -8,16 +8,53 @@
 //! a table missing from the tenant's schema fails loudly.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use sqlx::postgres::{PgConnection, PgPool};
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
+use sqlx::query::{Query, QueryAs, QueryScalar};
+use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 
 use super::registry::{Site, Tenant};
 use super::schema::SchemaName;
+
+static PREPARED: AtomicBool = AtomicBool::new(true);
+
+/// Whether queries use named prepared statements cached per connection (the
+/// default). Turn off behind a transaction-mode PgBouncer older than 1.21,
+/// which cannot carry named statements from one transaction to the next:
+/// queries then use unnamed statements, parsed inside their transaction.
+pub fn use_prepared_statements(on: bool) {
+    PREPARED.store(on, Ordering::Relaxed);
+}
+
+pub fn prepared_statements() -> bool {
+    PREPARED.load(Ordering::Relaxed)
+}
+
+/// A query on a shared (public) statement text, prepared when allowed.
+pub fn query(sql: &'static str) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(sql).persistent(prepared_statements())
+}
+
+/// [`query`], mapping rows to `T`.
+pub fn query_as<T>(sql: &'static str) -> QueryAs<'static, Postgres, T, PgArguments>
+where
+    T: for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_as(sql).persistent(prepared_statements())
+}
+
+/// [`query`], returning the first column.
+pub fn query_scalar<T>(sql: &'static str) -> QueryScalar<'static, Postgres, T, PgArguments>
+where
+    (T,): for<'r> FromRow<'r, PgRow>,
+{
+    sqlx::query_scalar(sql).persistent(prepared_statements())
+}
 
 /// `BEGIN` plus the schema pin, as one simple-protocol round trip.
 pub fn begin_sql(schema: &SchemaName) -> String {
@@ -49,8 +86,7 @@ impl TenantDb {
         &mut self.tx
     }
 
-    /// `sql` tagged with this tenant's schema, for use with sqlx's query
-    /// functions: `sqlx::query(db.sql("SELECT … FROM tasks")).fetch_all(db.conn())`.
+    /// `sql` tagged with this tenant's schema.
     ///
     /// PostgreSQL re-plans a cached statement whenever `search_path` differs
     /// from when it was planned, so one shared statement serving tenants in
@@ -58,8 +94,33 @@ impl TenantDb {
     /// (schema, statement) pair its own prepared statement in sqlx's bounded
     /// per-connection cache, planned once. Isolation still comes from the
     /// `SET LOCAL` of the transaction, not from the tag.
-    pub fn sql(&self, sql: &'static str) -> AssertSqlSafe<String> {
+    fn tagged(&self, sql: &'static str) -> AssertSqlSafe<String> {
         AssertSqlSafe(format!("/* {} */ {sql}", self.tenant.schema.as_str()))
+    }
+
+    /// A query in this tenant's schema: `db.query("DELETE FROM tasks WHERE id = $1")
+    /// .bind(id).execute(db.conn())`.
+    pub fn query(&self, sql: &'static str) -> Query<'static, Postgres, PgArguments> {
+        sqlx::query(self.tagged(sql)).persistent(prepared_statements())
+    }
+
+    /// [`TenantDb::query`], mapping rows to `T`.
+    pub fn query_as<T>(&self, sql: &'static str) -> QueryAs<'static, Postgres, T, PgArguments>
+    where
+        T: for<'r> FromRow<'r, PgRow>,
+    {
+        sqlx::query_as(self.tagged(sql)).persistent(prepared_statements())
+    }
+
+    /// [`TenantDb::query`], returning the first column.
+    pub fn query_scalar<T>(
+        &self,
+        sql: &'static str,
+    ) -> QueryScalar<'static, Postgres, T, PgArguments>
+    where
+        (T,): for<'r> FromRow<'r, PgRow>,
+    {
+        sqlx::query_scalar(self.tagged(sql)).persistent(prepared_statements())
     }
 
     pub fn tenant(&self) -> &Arc<Tenant> {

@@ -17,7 +17,7 @@ use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, Executor};
 
-use super::db::begin_sql;
+use super::db::{self, begin_sql};
 use super::schema::SchemaName;
 
 pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
@@ -75,15 +75,15 @@ pub async fn apply_tenant_migrations(
     migrator: &Migrator,
 ) -> Result<usize, TenantMigrateError> {
     // Two migrators on one schema wait for each other; other schemas do not.
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))")
+    db::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))")
         .bind(schema.as_str())
         .execute(&mut *conn)
         .await?;
-    let has_ledger: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+    let has_ledger: bool = db::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await?;
     let applied: Vec<(i64, Vec<u8>)> = if has_ledger {
-        sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+        db::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
             .fetch_all(&mut *conn)
             .await?
     } else {
@@ -120,7 +120,7 @@ pub async fn apply_tenant_migrations(
                 description: migration.description.to_string(),
                 source,
             })?;
-        sqlx::query(
+        db::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES ($1, $2, true, $3, $4)",
         )
@@ -133,7 +133,7 @@ pub async fn apply_tenant_migrations(
         count += 1;
     }
 
-    sqlx::query("UPDATE public.tenants SET schema_version = $1 WHERE schema_name = $2")
+    db::query("UPDATE public.tenants SET schema_version = $1 WHERE schema_name = $2")
         .bind(latest_version(migrator))
         .bind(schema.as_str())
         .execute(&mut *conn)
@@ -170,10 +170,10 @@ pub async fn rollout(
     mut report: impl FnMut(&str, &Outcome),
 ) -> Result<Summary, sqlx::Error> {
     let latest = latest_version(migrator);
-    let total: i64 = sqlx::query_scalar("SELECT count(*) FROM public.tenants")
+    let total: i64 = db::query_scalar("SELECT count(*) FROM public.tenants")
         .fetch_one(pool)
         .await?;
-    let names: Vec<String> = sqlx::query_scalar(
+    let names: Vec<String> = db::query_scalar(
         "SELECT schema_name FROM public.tenants
           WHERE $1 OR schema_version <> $2 ORDER BY id",
     )

@@ -9,6 +9,7 @@ use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, Executor, Postgres, Transaction};
 
 use super::branding::Color;
+use super::db;
 use super::migrate::{TenantMigrateError, apply_tenant_migrations};
 use super::registry::TenantStatus;
 use super::schema::{SchemaName, Slug};
@@ -80,7 +81,7 @@ pub async fn begin(
     let domain = default_domain(&new.slug, root_domain);
     let mut tx = pool.begin().await?;
 
-    let tenant_id: i64 = sqlx::query_scalar(
+    let tenant_id: i64 = db::query_scalar(
         "INSERT INTO public.tenants (slug, schema_name, display_name, primary_color, accent_color)
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
@@ -96,7 +97,7 @@ pub async fn begin(
         None => e.into(),
     })?;
 
-    sqlx::query(
+    db::query(
         "INSERT INTO public.tenant_domains (domain, tenant_id, is_default) VALUES ($1, $2, true)",
     )
     .bind(&domain)
@@ -135,7 +136,7 @@ pub async fn begin(
 pub async fn delete(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let schema: Option<String> =
-        sqlx::query_scalar("DELETE FROM public.tenants WHERE slug = $1 RETURNING schema_name")
+        db::query_scalar("DELETE FROM public.tenants WHERE slug = $1 RETURNING schema_name")
             .bind(slug)
             .fetch_optional(&mut *tx)
             .await?;
@@ -157,7 +158,7 @@ pub async fn set_status(
     status: TenantStatus,
 ) -> Result<bool, sqlx::Error> {
     let done =
-        sqlx::query("UPDATE public.tenants SET status = $1, updated_at = now() WHERE slug = $2")
+        db::query("UPDATE public.tenants SET status = $1, updated_at = now() WHERE slug = $2")
             .bind(status.as_str())
             .bind(slug)
             .execute(conn)

@@ -12,6 +12,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgListener, PgPool};
 
 use super::branding::{Branding, Color, LogoRef, Theme};
+use super::db;
 use super::schema::SchemaName;
 
 pub const CHANNEL: &str = "tenantry_catalogue";
@@ -220,7 +221,7 @@ impl TenantRegistry {
 
     /// Replaces the whole map with the catalogue's current contents.
     pub async fn reload_all(&self) -> Result<(), sqlx::Error> {
-        let rows: Vec<TenantRow> = sqlx::query_as(SELECT_TENANTS)
+        let rows: Vec<TenantRow> = db::query_as(SELECT_TENANTS)
             .bind(None::<i64>)
             .fetch_all(&self.pool)
             .await?;
@@ -236,7 +237,7 @@ impl TenantRegistry {
 
     /// Reloads one tenant (or forgets it, if it is gone).
     pub async fn reload_one(&self, id: i64) -> Result<(), sqlx::Error> {
-        let row: Option<TenantRow> = sqlx::query_as(SELECT_TENANTS)
+        let row: Option<TenantRow> = db::query_as(SELECT_TENANTS)
             .bind(Some(id))
             .fetch_optional(&self.pool)
             .await?;

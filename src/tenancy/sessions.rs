@@ -11,14 +11,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
-use sqlx::{AssertSqlSafe, Executor};
+use sqlx::{AssertSqlSafe, Executor, Postgres, Transaction};
 use time::OffsetDateTime;
 use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
+use super::db::{begin_in_schema, prepared_statements};
 use super::registry::{Site, TenantRegistry};
 use super::resolve::current_site;
+use super::schema::SchemaName;
 
 /// The session data key whose value (an integer) is copied into the table's
 /// `user_id` column, so all of one user's sessions can be ended at once.
@@ -33,17 +35,43 @@ impl SiteSessionStore {
     pub fn new(pool: PgPool) -> SiteSessionStore {
         SiteSessionStore { pool }
     }
+
+    /// A transaction for the site in scope and the name of its sessions
+    /// table. Tenant transactions are pinned to the tenant's schema like any
+    /// `TenantDb` (and PgBouncer's transaction mode keeps each one on one
+    /// server connection).
+    async fn begin(&self) -> Result<(Transaction<'static, Postgres>, Table)> {
+        match current_site() {
+            Some(Site::ControlPanel) => Ok((self.pool.begin().await.map_err(backend)?, Table::Panel)),
+            Some(Site::Tenant(t)) => Ok((
+                begin_in_schema(&self.pool, &t.schema).await.map_err(backend)?,
+                Table::Tenant(t.schema.clone()),
+            )),
+            None => Err(Error::Backend(
+                "session store used with no site in scope (was a Session moved into a spawned task?)"
+                    .into(),
+            )),
+        }
+    }
 }
 
-/// The sessions table of the site in scope, schema-qualified and quoted.
-fn table() -> Result<String> {
-    match current_site() {
-        Some(Site::ControlPanel) => Ok("public.cp_sessions".to_owned()),
-        Some(Site::Tenant(t)) => Ok(format!("{}.sessions", t.schema.quoted())),
-        None => Err(Error::Backend(
-            "session store used with no site in scope (was a Session moved into a spawned task?)"
-                .into(),
-        )),
+enum Table {
+    Panel,
+    Tenant(SchemaName),
+}
+
+impl Table {
+    /// The statement for this site: `{t}` becomes the table. Tenant
+    /// statements name the table through the pinned search path and carry a
+    /// per-schema tag, so each is prepared once per connection (see
+    /// `TenantDb::query`).
+    fn sql(&self, template: &str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(match self {
+            Table::Panel => template.replace("{t}", "public.cp_sessions"),
+            Table::Tenant(schema) => {
+                format!("/* {schema} */ {}", template.replace("{t}", "sessions"))
+            }
+        })
     }
 }
 
@@ -62,65 +90,63 @@ fn data_json(record: &Record) -> Result<serde_json::Value> {
     serde_json::to_value(&record.data).map_err(|e| Error::Encode(e.to_string()))
 }
 
-// The SQL names a schema, so each text is per tenant: `persistent(false)`
-// keeps it out of the per-connection statement cache.
+const UPSERT: &str = "INSERT INTO {t} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (id) DO UPDATE
+    SET data = excluded.data, expiry_date = excluded.expiry_date, user_id = excluded.user_id";
+
 #[async_trait]
 impl SessionStore for SiteSessionStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO NOTHING",
-            table()?
-        );
+        let (mut tx, table) = self.begin().await?;
         let data = data_json(record)?;
         loop {
-            let inserted = sqlx::query(AssertSqlSafe(sql.as_str()))
-                .persistent(false)
-                .bind(record.id.to_string())
-                .bind(&data)
-                .bind(record.expiry_date)
-                .bind(owner(record))
-                .execute(&self.pool)
-                .await
-                .map_err(backend)?;
+            let inserted = sqlx::query(table.sql(
+                "INSERT INTO {t} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+            ))
+            .persistent(prepared_statements())
+            .bind(record.id.to_string())
+            .bind(&data)
+            .bind(record.expiry_date)
+            .bind(owner(record))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
             if inserted.rows_affected() == 1 {
-                return Ok(());
+                break;
             }
             // A 128-bit collision: astronomically rare, but never overwrite.
             record.id = Id::default();
         }
+        tx.commit().await.map_err(backend)
     }
 
     async fn save(&self, record: &Record) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE
-             SET data = excluded.data, expiry_date = excluded.expiry_date, user_id = excluded.user_id",
-            table()?
-        );
-        sqlx::query(AssertSqlSafe(sql))
-            .persistent(false)
+        let (mut tx, table) = self.begin().await?;
+        sqlx::query(table.sql(UPSERT))
+            .persistent(prepared_statements())
             .bind(record.id.to_string())
             .bind(data_json(record)?)
             .bind(record.expiry_date)
             .bind(owner(record))
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let sql = format!(
-            "SELECT data, expiry_date FROM {} WHERE id = $1 AND expiry_date > now()",
-            table()?
-        );
-        let row: Option<(serde_json::Value, OffsetDateTime)> = sqlx::query_as(AssertSqlSafe(sql))
-            .persistent(false)
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)?;
+        let (mut tx, table) = self.begin().await?;
+        let row: Option<(serde_json::Value, OffsetDateTime)> = sqlx::query_as(
+            table.sql("SELECT data, expiry_date FROM {t} WHERE id = $1 AND expiry_date > now()"),
+        )
+        .persistent(prepared_statements())
+        .bind(id.to_string())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // Read-only: dropping the transaction rolls it back without a wait.
+        drop(tx);
         let Some((data, expiry_date)) = row else {
             return Ok(None);
         };
@@ -133,14 +159,14 @@ impl SessionStore for SiteSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        let sql = format!("DELETE FROM {} WHERE id = $1", table()?);
-        sqlx::query(AssertSqlSafe(sql))
-            .persistent(false)
+        let (mut tx, table) = self.begin().await?;
+        sqlx::query(table.sql("DELETE FROM {t} WHERE id = $1"))
+            .persistent(prepared_statements())
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        Ok(())
+        tx.commit().await.map_err(backend)
     }
 }
 
@@ -152,6 +178,7 @@ pub async fn end_sessions_of(
     keep: Option<&Id>,
 ) -> std::result::Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+        .persistent(prepared_statements())
         .bind(user_id)
         .bind(keep.map(Id::to_string).unwrap_or_default())
         .execute(conn)

@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use crate::tenancy::db;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -30,14 +31,14 @@ impl CsrfKey {
     pub async fn load_or_create(pool: &PgPool) -> Result<CsrfKey, sqlx::Error> {
         let mut fresh = vec![0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
-        sqlx::query(
+        db::query(
             "INSERT INTO public.app_secrets (name, value) VALUES ('csrf', $1) ON CONFLICT DO NOTHING",
         )
         .bind(&fresh)
         .execute(pool)
         .await?;
         let key: Vec<u8> =
-            sqlx::query_scalar("SELECT value FROM public.app_secrets WHERE name = 'csrf'")
+            db::query_scalar("SELECT value FROM public.app_secrets WHERE name = 'csrf'")
                 .fetch_one(pool)
                 .await?;
         Ok(CsrfKey(Arc::new(key)))

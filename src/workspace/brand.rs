@@ -76,7 +76,7 @@ async fn logo(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Respon
         return Ok(conditional(&headers, &etag, &logo.content_type, ()));
     }
     let row: Option<(Option<Vec<u8>>,)> =
-        sqlx::query_as("SELECT logo FROM public.tenants WHERE id = $1")
+        crate::tenancy::db::query_as("SELECT logo FROM public.tenants WHERE id = $1")
             .bind(t.id)
             .fetch_optional(db.conn())
             .await?;
