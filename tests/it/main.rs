@@ -7,6 +7,7 @@ mod cli;
 mod faults;
 mod isolation;
 mod migrations;
+mod properties;
 mod provisioning;
 mod registry;
 mod routing;

@@ -1,0 +1,109 @@
+//! Property tests for the parsers and validators that stand between hostile
+//! input and SQL, CSS or routing.
+
+use proptest::prelude::*;
+use tenantry::password::clean_email;
+use tenantry::tenancy::Slug;
+use tenantry::tenancy::branding::{Color, clean_display_name};
+use tenantry::tenancy::host::{normalize_host, validate_domain};
+use tenantry::tenancy::schema::SchemaName;
+
+const ROOT: &str = "localhost";
+
+fn slug_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    (3..=32).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[b.len() - 1] != b'-'
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn host_normalisation_is_safe_and_idempotent(raw in ".{0,300}") {
+        if let Some(host) = normalize_host(&raw) {
+            prop_assert!(host.is_ascii());
+            prop_assert_eq!(host.to_ascii_lowercase(), host.clone());
+            prop_assert!(!host.ends_with('.'));
+            prop_assert!(host.starts_with('[') || !host.contains(':'));
+            prop_assert_eq!(normalize_host(&host), Some(host.clone()));
+        }
+    }
+
+    #[test]
+    fn host_with_port_and_case_normalises_like_the_plain_host(
+        host in "[a-z][a-z0-9-]{0,20}(\\.[a-z][a-z0-9-]{0,20}){0,3}",
+        port in 1u16..,
+    ) {
+        let noisy = format!("{}.:{port}", host.to_ascii_uppercase());
+        prop_assert_eq!(normalize_host(&noisy), Some(host));
+    }
+
+    #[test]
+    fn slugs_accepted_are_exactly_the_safe_ones(raw in "[a-z0-9_'; -]{0,40}|[a-z][a-z0-9-]{1,30}[a-z0-9]") {
+        match Slug::parse(&raw) {
+            Ok(slug) => {
+                prop_assert!(slug_shape(&raw));
+                prop_assert!(!raw.starts_with("pg"));
+                let schema = slug.schema_name();
+                prop_assert_eq!(SchemaName::from_stored(schema.as_str()), Some(schema.clone()));
+                prop_assert!(schema.as_str().len() <= 63);
+                prop_assert!(!schema.quoted()[1..schema.quoted().len() - 1].contains('"'));
+            }
+            Err(_) => {
+                let reserved = ["www", "admin", "api", "app", "static", "assets", "public", "root", "mail"];
+                prop_assert!(!slug_shape(&raw) || raw.starts_with("pg") || reserved.contains(&raw.as_str()));
+            }
+        }
+    }
+
+    #[test]
+    fn domains_accepted_are_lower_case_hostnames_outside_the_root(raw in ".{0,80}|[A-Za-z0-9.-]{1,80}") {
+        if let Ok(domain) = validate_domain(&raw, ROOT) {
+            prop_assert!(domain.len() <= 253);
+            prop_assert_eq!(domain.to_ascii_lowercase(), domain.clone());
+            prop_assert!(domain.split('.').count() >= 2);
+            prop_assert!(domain.split('.').all(|l| !l.is_empty() && l.len() <= 63
+                && !l.starts_with('-') && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
+            prop_assert!(domain != ROOT && !domain.ends_with(".localhost"));
+            prop_assert_eq!(validate_domain(&domain, ROOT), Ok(domain.clone()));
+        }
+    }
+
+    #[test]
+    fn colours_accepted_print_as_six_lower_case_hex_digits(raw in ".{0,12}|#[0-9a-fA-F]{6}") {
+        if let Some(colour) = Color::parse(&raw) {
+            let shown = colour.to_string();
+            prop_assert_eq!(shown.len(), 7);
+            prop_assert!(shown.starts_with('#'));
+            prop_assert!(shown[1..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+            prop_assert_eq!(Color::parse(&shown), Some(colour));
+            // The text colour chosen is the more readable of the two.
+            let (white, ink) = (Color::parse("#ffffff").unwrap(), Color::parse("#111827").unwrap());
+            let best = colour.contrast(white).max(colour.contrast(ink));
+            prop_assert!((colour.contrast(colour.readable_text()) - best).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn emails_accepted_have_one_at_and_no_markup(raw in ".{0,300}") {
+        if let Ok(email) = clean_email(&raw) {
+            prop_assert_eq!(email.matches('@').count(), 1);
+            prop_assert!(email.len() <= 254);
+            prop_assert!(!email.chars().any(|c| c.is_whitespace() || c.is_control() || c == '<' || c == '>'));
+        }
+    }
+
+    #[test]
+    fn display_names_are_trimmed_bounded_and_printable(raw in ".{0,200}") {
+        if let Ok(name) = clean_display_name(&raw) {
+            prop_assert_eq!(name.trim(), name.as_str());
+            prop_assert!((1..=100).contains(&name.chars().count()));
+            prop_assert!(!name.chars().any(char::is_control));
+        }
+    }
+}
