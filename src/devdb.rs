@@ -344,6 +344,13 @@ impl ServerUser {
     }
 }
 
+/// Makes `cmd` run as the unprivileged server user when we are root (for
+/// tools such as PgBouncer that, like PostgreSQL, refuse to run as root).
+pub fn run_unprivileged(cmd: &mut Command) -> Result<()> {
+    ServerUser::pick()?.apply(cmd);
+    Ok(())
+}
+
 fn lookup_user(name: &str) -> Option<(u32, u32)> {
     let name = std::ffi::CString::new(name).ok()?;
     // SAFETY: getpwnam returns a pointer into static storage or null; we copy
