@@ -15,6 +15,9 @@ use crate::harness::{ROOT, TestDb};
 
 #[tokio::test]
 async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
+    if !bouncer::available() {
+        return;
+    }
     tenantry::tenancy::db::use_prepared_statements(false);
     let db = TestDb::new().await;
     let bouncer = PgBouncer::start(&db.url);
