@@ -18,6 +18,11 @@ use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash, au
 pub const CREATE_COMMAND: &str =
     "echo 'a-long-password' | tenantry superadmin create --email you@example.com --password-stdin";
 
+/// Failed logins for one email within [`THROTTLE_MINUTES`] before further
+/// attempts are refused.
+pub const MAX_FAILURES: i64 = 10;
+pub const THROTTLE_MINUTES: i32 = 15;
+
 #[derive(Template, WebTemplate)]
 #[template(path = "control_panel/login.html")]
 pub struct LoginPage {
@@ -76,6 +81,36 @@ pub async fn login(
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
     let email = password::clean_email(&form.email).ok();
+    let typed: String = form.email.trim().chars().take(254).collect();
+    // Who the audit log names: the email as stored when it is one.
+    let who = email.clone().unwrap_or_else(|| typed.clone());
+
+    // Too many recent failures for this email: refuse without checking, so
+    // guessing a password online is slow (the audit log is the counter).
+    let recent_failures: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM public.audit_log
+          WHERE at > now() - make_interval(mins => $2) AND action = $3 AND actor = $1",
+    )
+    .bind(&who)
+    .bind(THROTTLE_MINUTES)
+    .bind(audit::LOGIN_FAILED)
+    .fetch_one(&state.pool)
+    .await?;
+    if recent_failures >= MAX_FAILURES {
+        tracing::warn!(email = %who, "control-panel login throttled");
+        let page = LoginPage {
+            chrome: chrome(),
+            flash: IncomingFlash::default(),
+            csrf: csrf.0,
+            email: typed,
+            error: Some(
+                "Too many failed attempts for this account. Wait 15 minutes, then try again.",
+            ),
+            first_run: None,
+        };
+        return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
+    }
+
     let account: Option<(i64, String)> = match &email {
         Some(email) => {
             sqlx::query_as(
@@ -111,7 +146,6 @@ pub async fn login(
             Ok(Redirect::to("/").into_response())
         }
         _ => {
-            let typed: String = form.email.trim().chars().take(254).collect();
             let detail = if account.is_some() {
                 "wrong password"
             } else {
@@ -119,7 +153,7 @@ pub async fn login(
             };
             audit::record(
                 db.conn(),
-                &typed,
+                &who,
                 addr.as_deref(),
                 audit::LOGIN_FAILED,
                 None,
@@ -127,7 +161,7 @@ pub async fn login(
             )
             .await?;
             db.commit().await?;
-            tracing::info!(email = %typed, "failed control-panel login");
+            tracing::info!(email = %who, "failed control-panel login");
             let page = LoginPage {
                 chrome: chrome(),
                 flash: IncomingFlash::default(),

@@ -207,8 +207,8 @@ pub async fn create(
 ) -> Result<Response, AppError> {
     let root = state.root_domain().to_owned();
     let mut errors = FieldErrors::default();
-    form.slug = form.slug.trim().to_ascii_lowercase();
-    let slug = errors.check("slug", Slug::parse(&form.slug));
+    form.slug = form.slug.trim().chars().take(64).collect();
+    let slug = errors.check("slug", Slug::parse(&form.slug.to_ascii_lowercase()));
     let name = errors.check("display_name", clean_display_name(&form.display_name));
     let email = errors.check("admin_email", password::clean_email(&form.admin_email));
     errors.check("admin_password", password::check_new(&form.admin_password));
@@ -357,6 +357,14 @@ impl TenantRow {
         self.logo_sha256
             .as_ref()
             .map(|s| s.chars().take(16).collect())
+    }
+
+    /// "1 user", "3 users".
+    pub fn users(&self) -> String {
+        match self.user_count {
+            1 => "1 user".into(),
+            n => format!("{n} users"),
+        }
     }
 
     pub fn logo_kib(&self) -> String {

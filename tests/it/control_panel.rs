@@ -292,6 +292,59 @@ async fn login_logout_and_csrf() {
 }
 
 #[tokio::test]
+async fn repeated_failures_throttle_logins_for_that_email() {
+    let db = TestDb::new().await;
+    db.create_super_admin(ADMIN).await;
+    // Ten recent failures for this account, as the audit log records them.
+    sqlx::query(
+        "INSERT INTO audit_log (actor, action) SELECT $1, 'login_failed' FROM generate_series(1, 10)",
+    )
+    .bind(ADMIN)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let app = TestApp::start(db).await;
+    let client = app.client();
+    let login_url = app.url("localhost", "/login");
+    let csrf = csrf_for(&client, &login_url).await;
+    let response = client
+        .post(&login_url)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", "ROOT@panel.test"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed attempts")
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
+    // Failures older than the window no longer count.
+    sqlx::query("UPDATE audit_log SET at = now() - interval '1 hour'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let response = client
+        .post(&login_url)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", ADMIN),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn every_page_but_login_requires_login() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
@@ -353,6 +406,16 @@ async fn creating_a_tenant_provisions_its_schema() {
         assert!(form.contains(&format!("<label for=\"{field}\"")), "{field}");
     }
     assert!(form.contains("/static/js/branding.js"));
+    for script in ["/static/js/branding.js", "/static/js/confirm.js"] {
+        let response = panel.get(script).await;
+        assert_eq!(response.status(), 200, "{script}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+    }
 
     let response = panel.post("/tenants", &create_fields(&[])).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
