@@ -289,6 +289,12 @@ async fn login_logout_and_csrf() {
         "{audit:?}"
     );
     assert_eq!(audit[2].1, ADMIN);
+    let addr: Option<String> =
+        sqlx::query_scalar("SELECT client_addr FROM audit_log WHERE action = 'login'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(addr.as_deref(), Some("127.0.0.1"));
 }
 
 #[tokio::test]
