@@ -1,6 +1,7 @@
 //! `tenantry serve`: the web server, with a graceful shutdown that also stops
 //! the managed database when we started it.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -35,7 +36,9 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
         "listening on http://{} — control panel at http://{root}:{port}/, tenants at http://<slug>.{root}:{port}/",
         config.bind
     );
-    axum::serve(listener, crate::app::router(state))
+    // With the peer address recorded, so the audit log can name the client.
+    let app = crate::app::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     tracing::info!("shutting down");

@@ -1,29 +1,175 @@
-//! The control panel, served on the root domain.
+//! The control panel, served on the root domain: super-admins sign in, then
+//! create, brand, suspend and delete tenants. Every action is audited.
+//!
+//! - [`auth`]: login and logout, and the [`Admin`] guard every other page uses
+//! - [`tenants`]: the tenant list, the create form, the detail page, status
+//!   changes and deletion
+//! - [`branding`]: the branding editor (multipart, with a logo upload)
+//! - [`domains`]: custom domains
+//! - [`audit`]: writing and listing the audit log
 
-use askama::Template;
-use askama_web::WebTemplate;
+pub mod audit;
+pub mod auth;
+pub mod branding;
+pub mod domains;
+pub mod tenants;
+
+use std::net::SocketAddr;
+
 use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use tower_sessions::Session;
 
 use crate::state::AppState;
 use crate::tenancy::Site;
+use crate::tenancy::db;
 use crate::web::Chrome;
 
-#[derive(Template, WebTemplate)]
-#[template(path = "control_panel/home.html")]
-struct Home {
-    chrome: Chrome,
-    tenant_count: usize,
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/", get(tenants::list))
+        .route("/tenants/new", get(tenants::new_page))
+        .route("/tenants", post(tenants::create))
+        .route("/tenants/{slug}", get(tenants::detail))
+        .route("/tenants/{slug}/logo", get(branding::logo))
+        .route("/tenants/{slug}/branding", post(branding::update))
+        .route("/tenants/{slug}/domains", post(domains::add))
+        .route(
+            "/tenants/{slug}/domains/{domain}/delete",
+            post(domains::remove),
+        )
+        .route("/tenants/{slug}/suspend", post(tenants::suspend))
+        .route("/tenants/{slug}/reactivate", post(tenants::reactivate))
+        .route("/tenants/{slug}/delete", post(tenants::delete))
+        .route("/audit", get(audit::page))
+        .with_state(state)
 }
 
-async fn home(State(state): State<AppState>) -> Home {
-    Home {
-        chrome: Chrome::for_site(&Site::ControlPanel),
-        tenant_count: state.registry.len(),
+/// The page frame of the control panel.
+fn chrome() -> Chrome {
+    Chrome::for_site(&Site::ControlPanel)
+}
+
+/// The signed-in super-admin. As an extractor it is the login guard: with no
+/// signed-in super-admin the request is answered with a 303 to `/login`.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub id: i64,
+    pub email: String,
+    /// The client's address, for the audit log.
+    pub addr: Option<String>,
+}
+
+impl Admin {
+    /// The top bar's navigation for a page of the signed-in panel.
+    pub fn nav(&self, csrf: &crate::web::CsrfToken, current: &'static str) -> Nav {
+        Nav {
+            email: self.email.clone(),
+            csrf: csrf.0.clone(),
+            current,
+        }
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    Router::new().route("/", get(home)).with_state(state)
+/// What the navigation partial (`control_panel/nav.html`) shows.
+#[derive(Clone, Debug)]
+pub struct Nav {
+    pub email: String,
+    pub csrf: String,
+    /// `tenants`, `new` or `audit`: marks the current link.
+    pub current: &'static str,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let session = Session::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let id = match crate::web::auth::signed_in(&session).await {
+            Ok(Some(id)) => id,
+            Ok(None) => return Err(to_login()),
+            Err(e) => {
+                return Err(crate::web::AppError::Internal(anyhow::anyhow!(
+                    "session load failed: {e}"
+                ))
+                .into_response());
+            }
+        };
+        let email: Option<String> =
+            db::query_scalar("SELECT email FROM public.super_admins WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&state.pool)
+                .await
+                .map_err(|e| crate::web::AppError::from(e).into_response())?;
+        let Some(email) = email else {
+            // The account is gone: its session means nothing any more.
+            let _ = crate::web::auth::sign_out(&session).await;
+            return Err(to_login());
+        };
+        Ok(Admin {
+            id,
+            email,
+            addr: client_addr(parts, state.site.trust_proxy),
+        })
+    }
+}
+
+/// The client's address (see [`client_addr`]) as an extractor.
+pub struct ClientAddr(pub Option<String>);
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<ClientAddr, Self::Rejection> {
+        Ok(ClientAddr(client_addr(parts, state.site.trust_proxy)))
+    }
+}
+
+/// The client's address: the first `X-Forwarded-For` hop behind a trusted
+/// proxy, else the peer address when the server records it.
+pub fn client_addr(parts: &Parts, trust_proxy: bool) -> Option<String> {
+    if trust_proxy
+        && let Some(forwarded) = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && v.len() <= 64)
+    {
+        return Some(forwarded.to_owned());
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip().to_string())
+}
+
+/// The port the control panel was reached on (from `Host`), so links to a
+/// tenant's domain work on a development server such as `localhost:8080`.
+pub fn port_suffix(parts_headers: &axum::http::HeaderMap) -> String {
+    parts_headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|h| {
+            if h.starts_with('[') {
+                h.rsplit_once("]:").map(|(_, p)| p)
+            } else {
+                h.rsplit_once(':').map(|(_, p)| p)
+            }
+        })
+        .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        .map(|p| format!(":{p}"))
+        .unwrap_or_default()
 }

@@ -135,19 +135,28 @@ pub async fn begin(
 /// its data, in one transaction. Returns false if there was no such tenant.
 pub async fn delete(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    if !delete_in(&mut tx, slug).await? {
+        return Ok(false);
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// [`delete`] inside a transaction the caller owns and commits (so it can
+/// add its own rows, such as an audit entry, to the same transaction).
+pub async fn delete_in(conn: &mut PgConnection, slug: &str) -> Result<bool, sqlx::Error> {
     let schema: Option<String> =
         db::query_scalar("DELETE FROM public.tenants WHERE slug = $1 RETURNING schema_name")
             .bind(slug)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut *conn)
             .await?;
     let Some(schema) = schema else {
         return Ok(false);
     };
     if let Some(schema) = SchemaName::from_stored(&schema) {
         let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
-        tx.execute(AssertSqlSafe(drop)).await?;
+        conn.execute(AssertSqlSafe(drop)).await?;
     }
-    tx.commit().await?;
     Ok(true)
 }
 

@@ -24,6 +24,8 @@ macro_rules! asset {
 const ASSETS: &[Asset] = &[
     asset!("css/app.css", "text/css; charset=utf-8"),
     asset!("images/favicon.svg", "image/svg+xml"),
+    asset!("js/branding.js", "text/javascript; charset=utf-8"),
+    asset!("js/confirm.js", "text/javascript; charset=utf-8"),
 ];
 
 /// A short content hash (FNV-1a) as the ETag, so a changed file is never

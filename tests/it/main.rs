@@ -4,6 +4,7 @@
 mod harness;
 
 mod cli;
+mod control_panel;
 mod faults;
 mod isolation;
 mod migrations;

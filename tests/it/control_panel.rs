@@ -1,0 +1,1004 @@
+//! The control panel over real HTTP against the real app and PostgreSQL:
+//! login, tenants, branding, domains, suspension, deletion and the audit log.
+
+use std::time::{Duration, Instant};
+
+use reqwest::multipart::{Form, Part};
+use reqwest::{Client, Response, StatusCode};
+
+use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
+
+const ADMIN: &str = "root@panel.test";
+
+/// A signed-in super-admin's browser.
+struct Panel {
+    app: TestApp,
+    client: Client,
+    csrf: String,
+}
+
+impl Panel {
+    /// A fresh database with `tenants` provisioned and a signed-in super-admin.
+    async fn start(tenants: &[&str]) -> Panel {
+        let db = TestDb::new().await;
+        db.create_super_admin(ADMIN).await;
+        for slug in tenants {
+            db.create_tenant(slug).await;
+        }
+        Panel::open(db).await
+    }
+
+    /// Starts the app on `db` (which has the super-admin) and signs in.
+    async fn open(db: TestDb) -> Panel {
+        let app = TestApp::start(db).await;
+        let client = app.client();
+        let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;
+        let response = client
+            .post(app.url("localhost", "/login"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("email", ADMIN),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        Panel { app, client, csrf }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.app.url("localhost", path)
+    }
+
+    async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    async fn page(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// POSTs a urlencoded form with this browser's CSRF token.
+    async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
+        let mut all = vec![("csrf_token", self.csrf.as_str())];
+        all.extend_from_slice(fields);
+        self.client
+            .post(self.url(path))
+            .form(&all)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POSTs the branding form (multipart) of `slug`.
+    async fn brand(&self, slug: &str, form: Form) -> Response {
+        self.client
+            .post(self.url(&format!("/tenants/{slug}/branding")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    fn db(&self) -> &TestDb {
+        &self.app.db
+    }
+
+    async fn audit_count(&self, action: &str) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = $1")
+            .bind(action)
+            .fetch_one(&self.db().pool)
+            .await
+            .unwrap()
+    }
+
+    async fn tenant_count(&self) -> i64 {
+        self.db().count("SELECT count(*) FROM tenants").await
+    }
+
+    /// Polls `host` `path` until `check` holds, for at most a second.
+    async fn within_a_second(
+        &self,
+        host: &str,
+        path: &str,
+        check: impl Fn(StatusCode, &str) -> bool,
+    ) -> (StatusCode, String) {
+        let started = Instant::now();
+        loop {
+            let response = self
+                .client
+                .get(self.app.url(host, path))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            if check(status, &body) {
+                return (status, body);
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "{host}{path} did not change within a second: {status} {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+fn location(response: &Response) -> &str {
+    response.headers()["location"].to_str().unwrap()
+}
+
+/// The valid fields of the create form, with `overrides` replacing some.
+fn create_fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut fields = vec![
+        ("slug", "newco"),
+        ("display_name", "Newco Ltd"),
+        ("admin_email", "boss@newco.test"),
+        ("admin_password", "a-long-secret-pw"),
+        ("primary_color", "#1D4ED8"),
+        ("accent_color", "#f59e0b"),
+    ];
+    for (key, value) in overrides {
+        fields.iter_mut().find(|(k, _)| k == key).unwrap().1 = value;
+    }
+    fields
+}
+
+/// A branding form: valid values, with the logo part as given.
+fn branding_form(csrf: &str, primary: &str, logo: Option<(&str, Vec<u8>)>) -> Form {
+    let form = Form::new()
+        .text("csrf_token", csrf.to_owned())
+        .text("display_name", "Acme Rebranded")
+        .text("primary_color", primary.to_owned())
+        .text("accent_color", "#10b981")
+        .text("theme", "dark");
+    let (name, bytes) = logo.unwrap_or(("", Vec::new()));
+    form.part("logo", Part::bytes(bytes).file_name(name.to_owned()))
+}
+
+fn png(size: usize) -> Vec<u8> {
+    let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    bytes.resize(size.max(bytes.len()), 7);
+    bytes
+}
+
+#[tokio::test]
+async fn login_logout_and_csrf() {
+    let db = TestDb::new().await;
+    let app = TestApp::start(db).await;
+    let client = app.client();
+    let login_url = app.url("localhost", "/login");
+
+    // First run: the login page says how to create a super-admin.
+    let page = client.get(&login_url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("No super-admin exists yet"), "{html}");
+    assert!(html.contains("tenantry superadmin create"));
+    app.db.create_super_admin(ADMIN).await;
+    let html = client
+        .get(&login_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("No super-admin exists yet"));
+    let csrf = csrf_from(&html);
+    // Anonymous visits hold their token in a cookie, not a session row.
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
+
+    // No token, or a wrong one: 403 page.
+    for token in [None, Some("nope")] {
+        let mut fields = vec![("email", ADMIN), ("password", PASSWORD)];
+        if let Some(token) = token {
+            fields.push(("csrf_token", token));
+        }
+        let response = client.post(&login_url).form(&fields).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        assert!(response.text().await.unwrap().contains("Not allowed"));
+    }
+
+    // Wrong password and unknown email: 401, one generic message, email kept.
+    for (email, password) in [(ADMIN, "wrong-password"), ("who@panel.test", PASSWORD)] {
+        let response = client
+            .post(&login_url)
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("do not match a super-admin account"),
+            "{html}"
+        );
+        assert!(html.contains(&format!("value=\"{email}\"")));
+        assert!(!html.contains(password));
+    }
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
+
+    // Good credentials (any case of the email): a session and a 303 to `/`.
+    let response = client
+        .post(&login_url)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", "Root@Panel.TEST"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("tenantry_session="))
+        .expect("a session cookie");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+    assert!(!cookie.contains("Domain="), "host-only: {cookie}");
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 1);
+    let home = client.get(app.url("localhost", "/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    assert!(
+        html.contains("No tenants yet — create the first one"),
+        "{html}"
+    );
+    assert!(html.contains(ADMIN));
+    // Signed in, the login page sends you on.
+    let again = client.get(&login_url).send().await.unwrap();
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+
+    // Logout: 303 to /login, the session row is gone, pages need login again.
+    let logout = client
+        .post(app.url("localhost", "/logout"))
+        .form(&[("csrf_token", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&logout), "/login");
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
+    let home = client.get(app.url("localhost", "/")).send().await.unwrap();
+    assert_eq!(home.status(), StatusCode::SEE_OTHER);
+
+    let audit: Vec<(String, String)> =
+        sqlx::query_as("SELECT action, actor FROM audit_log ORDER BY id")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    let actions: Vec<&str> = audit.iter().map(|(a, _)| a.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["login_failed", "login_failed", "login", "logout"],
+        "{audit:?}"
+    );
+    assert_eq!(audit[2].1, ADMIN);
+    let addr: Option<String> =
+        sqlx::query_scalar("SELECT client_addr FROM audit_log WHERE action = 'login'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(addr.as_deref(), Some("127.0.0.1"));
+}
+
+#[tokio::test]
+async fn repeated_failures_throttle_logins_for_that_email() {
+    let db = TestDb::new().await;
+    db.create_super_admin(ADMIN).await;
+    // Ten recent failures for this account, as the audit log records them.
+    sqlx::query(
+        "INSERT INTO audit_log (actor, action) SELECT $1, 'login_failed' FROM generate_series(1, 10)",
+    )
+    .bind(ADMIN)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let app = TestApp::start(db).await;
+    let client = app.client();
+    let login_url = app.url("localhost", "/login");
+    let csrf = csrf_for(&client, &login_url).await;
+    let response = client
+        .post(&login_url)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", "ROOT@panel.test"),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed attempts")
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
+    // Failures older than the window no longer count.
+    sqlx::query("UPDATE audit_log SET at = now() - interval '1 hour'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let response = client
+        .post(&login_url)
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("email", ADMIN),
+            ("password", PASSWORD),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn every_page_but_login_requires_login() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    let app = TestApp::start(db).await;
+    let client = app.client();
+    for path in [
+        "/",
+        "/tenants/new",
+        "/tenants/acme",
+        "/tenants/acme/logo",
+        "/audit",
+    ] {
+        let response = client.get(app.url("localhost", path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/login", "{path}");
+    }
+    // Forms with a valid token but no login change nothing.
+    let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;
+    for (path, fields) in [
+        ("/tenants", create_fields(&[])),
+        ("/tenants/acme/suspend", vec![]),
+        ("/tenants/acme/delete", vec![("confirm_slug", "acme")]),
+        ("/tenants/acme/domains", vec![("domain", "x.example.com")]),
+    ] {
+        let mut all = vec![("csrf_token", csrf.as_str())];
+        all.extend(fields);
+        let response = client
+            .post(app.url("localhost", path))
+            .form(&all)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(location(&response), "/login", "{path}");
+    }
+    assert_eq!(app.db.count("SELECT count(*) FROM tenants").await, 1);
+    assert_eq!(
+        app.db
+            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
+            .await,
+        1
+    );
+    assert_eq!(app.db.count("SELECT count(*) FROM tenant_domains").await, 1);
+}
+
+#[tokio::test]
+async fn creating_a_tenant_provisions_its_schema() {
+    let panel = Panel::start(&[]).await;
+    let form = panel.page("/tenants/new").await;
+    for field in [
+        "slug",
+        "display_name",
+        "admin_email",
+        "admin_password",
+        "primary_color",
+        "accent_color",
+    ] {
+        assert!(form.contains(&format!("name=\"{field}\"")), "{field}");
+        assert!(form.contains(&format!("<label for=\"{field}\"")), "{field}");
+    }
+    assert!(form.contains("/static/js/branding.js"));
+    for script in ["/static/js/branding.js", "/static/js/confirm.js"] {
+        let response = panel.get(script).await;
+        assert_eq!(response.status(), 200, "{script}");
+        assert!(
+            response.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+        );
+    }
+
+    let response = panel.post("/tenants", &create_fields(&[])).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/tenants/newco");
+    assert!(panel.db().schema_exists("t_newco").await);
+    assert_eq!(
+        panel.db().count("SELECT count(*) FROM t_newco.users").await,
+        1
+    );
+    let (primary, user_count): (String, i32) =
+        sqlx::query_as("SELECT primary_color, user_count FROM tenants WHERE slug = 'newco'")
+            .fetch_one(&panel.db().pool)
+            .await
+            .unwrap();
+    assert_eq!(primary, "#1d4ed8", "stored lower-case");
+    assert_eq!(user_count, 1);
+    assert_eq!(panel.audit_count("tenant_create").await, 1);
+
+    // The detail page, with a flash that shows once.
+    let html = panel.page("/tenants/newco").await;
+    assert!(html.contains("Newco Ltd"));
+    assert!(html.contains("newco.localhost"));
+    assert!(html.contains("is ready at newco.localhost"), "{html}");
+    assert!(html.contains("Open tenant"));
+    let html = panel.page("/tenants/newco").await;
+    assert!(!html.contains("is ready at"), "the flash shows once");
+
+    // The tenant is served within a second, in its colours.
+    let (_, css) = panel
+        .within_a_second("newco.localhost", "/theme.css", |s, b| {
+            s == 200 && b.contains("--primary: #1d4ed8")
+        })
+        .await;
+    assert!(css.contains("--accent: #f59e0b"));
+
+    // It is on the list, with its domain and user count.
+    let list = panel.page("/").await;
+    assert!(list.contains("Newco Ltd") && list.contains("newco.localhost"));
+}
+
+#[tokio::test]
+async fn invalid_tenant_input_is_422_and_creates_nothing() {
+    let panel = Panel::start(&["acme"]).await;
+    // A default domain held by another tenant (put there behind our back).
+    sqlx::query(
+        "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'taken.localhost', id FROM tenants",
+    )
+    .execute(&panel.db().pool)
+    .await
+    .unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "slug",
+            "Bad Slug!",
+            "lower-case letters, digits and hyphens",
+        ),
+        ("slug", "pgadmin", "may not start with"),
+        ("slug", "acme", "already exists"),
+        ("slug", "taken", "already in use"),
+        ("display_name", "   ", "enter a name"),
+        ("primary_color", "red;}body{display:none", "#rrggbb"),
+        ("accent_color", "#abc", "#rrggbb"),
+        ("admin_email", "not-an-email", "valid email"),
+        ("admin_password", "short", "at least 10"),
+    ];
+    for (field, value, message) in cases {
+        let response = panel
+            .post("/tenants", &create_fields(&[(field, value)]))
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={value}"
+        );
+        let html = response.text().await.unwrap();
+        let error = format!("id=\"{field}-error\"");
+        assert!(html.contains(&error), "{field}: no message beside it");
+        assert!(html.contains(message), "{field}={value}: {html}");
+        assert!(
+            !html.contains("a-long-secret-pw"),
+            "the password is never echoed"
+        );
+        if *field != "display_name" {
+            assert!(html.contains("value=\"Newco Ltd\""), "typed values kept");
+        }
+    }
+    assert_eq!(panel.tenant_count().await, 1);
+    assert!(!panel.db().schema_exists("t_newco").await);
+    assert!(!panel.db().schema_exists("t_taken").await);
+    assert_eq!(panel.audit_count("tenant_create").await, 0);
+
+    // No CSRF token: 403, nothing created.
+    let response = panel
+        .client
+        .post(panel.url("/tenants"))
+        .form(&create_fields(&[]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(panel.tenant_count().await, 1);
+}
+
+#[tokio::test]
+async fn branding_changes_reach_the_tenant_within_a_second() {
+    let panel = Panel::start(&["acme"]).await;
+    panel.app.wait_for_host("acme.localhost").await;
+    let before = panel
+        .client
+        .get(panel.app.url("acme.localhost", "/theme.css"))
+        .send()
+        .await
+        .unwrap();
+    let old_etag = before.headers()["etag"].clone();
+
+    let detail = panel.page("/tenants/acme").await;
+    assert!(detail.contains("enctype=\"multipart/form-data\""));
+    assert!(detail.contains("data-preview"));
+
+    let logo = png(2048);
+    let response = panel
+        .brand(
+            "acme",
+            branding_form(&panel.csrf, "#FF0000", Some(("anything.bin", logo.clone()))),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/tenants/acme");
+
+    let (_, css) = panel
+        .within_a_second("acme.localhost", "/theme.css", |s, b| {
+            s == 200 && b.contains("--primary: #ff0000")
+        })
+        .await;
+    assert!(css.contains("--accent: #10b981"));
+    let after = panel
+        .client
+        .get(panel.app.url("acme.localhost", "/theme.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        after.headers()["etag"],
+        old_etag,
+        "the ETag follows the version"
+    );
+
+    let (name, theme, content_type, sha, version): (String, String, String, String, i64) =
+        sqlx::query_as(
+            "SELECT display_name, theme, logo_content_type, logo_sha256, branding_version
+               FROM tenants WHERE slug = 'acme'",
+        )
+        .fetch_one(&panel.db().pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        (name.as_str(), theme.as_str(), content_type.as_str()),
+        ("Acme Rebranded", "dark", "image/png")
+    );
+    assert_eq!(sha.len(), 64);
+    assert_eq!(version, 2);
+    // The logo is served to the tenant and to the panel's preview.
+    let (_, _) = panel
+        .within_a_second("acme.localhost", "/brand/logo", |s, _| s == 200)
+        .await;
+    let preview = panel.get("/tenants/acme/logo").await;
+    assert_eq!(preview.status(), 200);
+    assert_eq!(preview.headers()["content-type"], "image/png");
+    assert_eq!(preview.bytes().await.unwrap().to_vec(), logo);
+
+    // Low contrast is flagged on the page.
+    let detail = panel.page("/tenants/acme").await;
+    assert!(detail.contains("Branding saved"));
+    let warning = detail
+        .split("data-contrast-warning")
+        .nth(1)
+        .unwrap()
+        .split('>')
+        .next()
+        .unwrap();
+    assert!(!warning.contains("hidden"), "#ff0000 fails AA: {warning}");
+
+    // An empty logo part keeps the logo; remove_logo drops it.
+    let response = panel
+        .brand("acme", branding_form(&panel.csrf, "#1e3a8a", None))
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenants WHERE logo IS NOT NULL")
+            .await,
+        1
+    );
+    let response = panel
+        .brand(
+            "acme",
+            branding_form(&panel.csrf, "#1e3a8a", None).text("remove_logo", "on"),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenants WHERE logo IS NULL AND logo_sha256 IS NULL")
+            .await,
+        1
+    );
+    panel
+        .within_a_second("acme.localhost", "/brand/logo", |s, _| s == 404)
+        .await;
+    assert_eq!(panel.audit_count("branding_change").await, 3);
+}
+
+#[tokio::test]
+async fn invalid_branding_is_422_and_changes_nothing() {
+    let panel = Panel::start(&["acme"]).await;
+    let svg = b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>".to_vec();
+    let cases: Vec<(&str, Form)> = vec![
+        (
+            "primary_color",
+            branding_form(&panel.csrf, "red;}body{display:none", None),
+        ),
+        (
+            "display_name",
+            branding_form(&panel.csrf, "#123456", None).text("display_name", ""),
+        ),
+        (
+            "theme",
+            Form::new()
+                .text("csrf_token", panel.csrf.clone())
+                .text("display_name", "Acme")
+                .text("primary_color", "#123456")
+                .text("accent_color", "#123456")
+                .text("theme", "neon"),
+        ),
+        (
+            "logo",
+            branding_form(&panel.csrf, "#123456", Some(("logo.png", svg))),
+        ),
+        (
+            "logo",
+            branding_form(
+                &panel.csrf,
+                "#123456",
+                Some(("logo.png", b"just some text, not an image".to_vec())),
+            ),
+        ),
+        (
+            "logo",
+            branding_form(&panel.csrf, "#123456", Some(("big.png", png(600 * 1024)))),
+        ),
+    ];
+    for (field, form) in cases {
+        let response = panel.brand("acme", form).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "{field}: {html}"
+        );
+    }
+    // Which message: SVG is named as refused, the size is given.
+    let response = panel
+        .brand(
+            "acme",
+            branding_form(&panel.csrf, "#123456", Some(("x.png", png(600 * 1024)))),
+        )
+        .await;
+    assert!(response.text().await.unwrap().contains("512 KiB"));
+
+    // No CSRF part: 403. Over the body limit: 413.
+    let form = Form::new()
+        .text("display_name", "Hacked")
+        .text("primary_color", "#000000")
+        .text("accent_color", "#000000")
+        .text("theme", "light");
+    assert_eq!(
+        panel.brand("acme", form).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    let huge = branding_form(&panel.csrf, "#123456", Some(("huge.png", png(1100 * 1024))));
+    assert_eq!(
+        panel.brand("acme", huge).await.status(),
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+
+    let (name, primary, version, has_logo): (String, String, i64, bool) = sqlx::query_as(
+        "SELECT display_name, primary_color, branding_version, logo IS NOT NULL
+           FROM tenants WHERE slug = 'acme'",
+    )
+    .fetch_one(&panel.db().pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        (name.as_str(), primary.as_str(), version, has_logo),
+        ("acme Inc", "#4f46e5", 1, false)
+    );
+    assert_eq!(panel.audit_count("branding_change").await, 0);
+}
+
+#[tokio::test]
+async fn custom_domains_can_be_added_and_removed() {
+    let panel = Panel::start(&["acme", "globex"]).await;
+    let response = panel
+        .post(
+            "/tenants/acme/domains",
+            &[("domain", " Tasks.Example.COM ")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/tenants/acme");
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default")
+            .await,
+        1
+    );
+    panel
+        .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 200)
+        .await;
+    assert!(
+        panel
+            .page("/tenants/acme")
+            .await
+            .contains("tasks.example.com")
+    );
+
+    for (slug, domain, message) in [
+        ("globex", "tasks.example.com", "already in use"),
+        ("acme", "tasks.example.com", "already in use"),
+        ("globex", "localhost", "at least two labels"),
+        ("globex", "www.localhost", "reserved"),
+        ("globex", "acme.localhost", "reserved"),
+        ("globex", "bad_domain!.com", "letters, digits or hyphens"),
+        ("globex", "", "enter a domain"),
+    ] {
+        let response = panel
+            .post(&format!("/tenants/{slug}/domains"), &[("domain", domain)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{domain}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(html.contains("id=\"domain-error\""), "{domain}");
+        assert!(html.contains(message), "{domain}: {message}");
+    }
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenant_domains")
+            .await,
+        3
+    );
+
+    // The default domain stays.
+    let response = panel
+        .post("/tenants/acme/domains/acme.localhost/delete", &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(response.text().await.unwrap().contains("cannot be removed"));
+    // Another tenant's domain is not this tenant's to remove.
+    let response = panel
+        .post("/tenants/globex/domains/tasks.example.com/delete", &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    let response = panel
+        .post("/tenants/acme/domains/tasks.example.com/delete", &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    panel
+        .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 404)
+        .await;
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenant_domains")
+            .await,
+        2
+    );
+    assert_eq!(panel.audit_count("domain_add").await, 1);
+    assert_eq!(panel.audit_count("domain_remove").await, 1);
+}
+
+#[tokio::test]
+async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
+    let panel = Panel::start(&["acme"]).await;
+    panel.app.wait_for_host("acme.localhost").await;
+    // A signed-in user of the tenant.
+    sqlx::query(
+        "INSERT INTO t_acme.sessions (id, data, expiry_date, user_id)
+         SELECT 'sess-1', '{}', now() + interval '1 day', id FROM t_acme.users",
+    )
+    .execute(&panel.db().pool)
+    .await
+    .unwrap();
+
+    let response = panel.post("/tenants/acme/suspend", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/tenants/acme");
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM t_acme.sessions")
+            .await,
+        0
+    );
+    let (_, body) = panel
+        .within_a_second("acme.localhost", "/", |s, _| s == 403)
+        .await;
+    assert!(body.contains("Workspace suspended"), "{body}");
+    let html = panel.page("/tenants/acme").await;
+    assert!(html.contains("Reactivate acme"));
+    assert!(panel.page("/").await.contains("Suspended"));
+
+    let response = panel.post("/tenants/acme/reactivate", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    panel
+        .within_a_second("acme.localhost", "/", |s, _| s != 403)
+        .await;
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
+            .await,
+        1
+    );
+    assert_eq!(panel.audit_count("tenant_suspend").await, 1);
+    assert_eq!(panel.audit_count("tenant_reactivate").await, 1);
+
+    // Without a token: 403, and the status stays.
+    let response = panel
+        .client
+        .post(panel.url("/tenants/acme/suspend"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
+            .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn deletion_needs_the_slug_typed_again() {
+    let panel = Panel::start(&["acme", "globex"]).await;
+    panel.app.wait_for_host("acme.localhost").await;
+    for wrong in ["", "ACME ", "globex", "acm"] {
+        let response = panel
+            .post("/tenants/acme/delete", &[("confirm_slug", wrong)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{wrong:?}"
+        );
+        assert!(
+            response
+                .text()
+                .await
+                .unwrap()
+                .contains("id=\"confirm_slug-error\"")
+        );
+    }
+    assert!(panel.db().schema_exists("t_acme").await);
+
+    let response = panel
+        .post("/tenants/acme/delete", &[("confirm_slug", "acme")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/");
+    assert!(!panel.db().schema_exists("t_acme").await);
+    assert!(panel.db().schema_exists("t_globex").await);
+    assert_eq!(panel.tenant_count().await, 1);
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost'")
+            .await,
+        0
+    );
+    panel
+        .within_a_second("acme.localhost", "/theme.css", |s, _| s == 404)
+        .await;
+    assert!(panel.page("/").await.contains("was deleted"));
+    assert_eq!(
+        panel.get("/tenants/acme").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    let detail: String = sqlx::query_scalar(
+        "SELECT detail FROM audit_log WHERE action = 'tenant_delete' AND tenant_slug = 'acme'",
+    )
+    .fetch_one(&panel.db().pool)
+    .await
+    .unwrap();
+    assert!(detail.contains("t_acme"), "{detail}");
+}
+
+#[tokio::test]
+async fn the_audit_page_lists_actions_newest_first() {
+    let panel = Panel::start(&["acme", "globex"]).await;
+    panel.post("/tenants/acme/suspend", &[]).await;
+    panel.post("/tenants/globex/suspend", &[]).await;
+    let html = panel.page("/audit").await;
+    let globex = html.find("/audit?tenant=globex").unwrap();
+    let acme = html.find("/audit?tenant=acme").unwrap();
+    let login = html.find("data-action=\"login\"").unwrap();
+    assert!(globex < acme && acme < login, "newest first");
+    assert!(html.contains(ADMIN));
+
+    let html = panel.page("/audit?tenant=acme").await;
+    assert!(html.contains("Audit log of acme"));
+    assert!(!html.contains("/audit?tenant=globex"));
+    let html = panel.page("/audit?tenant=nobody").await;
+    assert!(html.contains("Nothing recorded"));
+}
+
+#[tokio::test]
+async fn the_list_searches_and_pages_through_ten_thousand_tenants() {
+    let db = TestDb::new().await;
+    db.create_super_admin(ADMIN).await;
+    // Catalogue rows only (no schemas): the list never looks inside them.
+    // Seeded before the app starts, so the registry loads them in one go.
+    sqlx::query(
+        "INSERT INTO tenants (slug, schema_name, display_name, user_count, created_at)
+         SELECT 'ten-' || lpad(i::text, 5, '0'), 't_ten_' || lpad(i::text, 5, '0'),
+                'Company ' || i, i % 7, now() - i * interval '1 minute'
+           FROM generate_series(1, 10000) AS i",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO tenant_domains (domain, tenant_id, is_default)
+         SELECT slug || '.localhost', id, true FROM tenants",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let panel = Panel::open(db).await;
+
+    let started = Instant::now();
+    let first = panel.page("/").await;
+    let last = panel.page("/?page=200").await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "two list pages took {:?}",
+        started.elapsed()
+    );
+    assert!(first.contains("10000 tenants"));
+    assert!(first.contains("page 1 of 200"));
+    assert!(first.contains("ten-00001.localhost"), "newest first");
+    assert!(!first.contains("ten-00051"));
+    assert!(last.contains("ten-10000"), "the oldest is on the last page");
+    assert!(last.contains("9951–10000 of 10000"));
+
+    // Search by slug or by name; LIKE wildcards are literal.
+    let found = panel.page("/?q=TEN-09999").await;
+    assert!(found.contains("1 tenant matching"));
+    assert!(found.contains("Company 9999"));
+    let found = panel.page("/?q=company+123").await;
+    assert!(found.contains("11 tenants matching"), "123 and 1230–1239");
+    let none = panel.page("/?q=%25").await;
+    assert!(none.contains("No tenant matches"));
+    // Out-of-range pages are clamped, not errors.
+    assert!(panel.page("/?page=99999").await.contains("page 200 of 200"));
+    assert!(panel.page("/?page=abc").await.contains("page 1 of 200"));
+}
