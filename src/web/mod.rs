@@ -9,6 +9,7 @@ pub mod flash;
 pub mod forms;
 pub mod security;
 pub mod static_files;
+pub mod throttle;
 
 pub use chrome::Chrome;
 pub use csrf::CsrfToken;
