@@ -56,6 +56,15 @@ where
     sqlx::query_scalar(sql).persistent(prepared_statements())
 }
 
+/// Whether a database error means "the database is not reachable right now"
+/// (as opposed to a bug): such requests answer 503, not 500.
+pub fn is_unavailable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+    )
+}
+
 /// `BEGIN` plus the schema pin, as one simple-protocol round trip.
 pub fn begin_sql(schema: &SchemaName) -> String {
     format!("BEGIN; SET LOCAL search_path TO {}", schema.quoted())

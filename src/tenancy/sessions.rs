@@ -75,8 +75,20 @@ impl Table {
     }
 }
 
+/// Store errors are strings; this prefix marks "the database is down".
+const UNAVAILABLE: &str = "database unavailable: ";
+
 fn backend(e: sqlx::Error) -> Error {
-    Error::Backend(e.to_string())
+    if super::db::is_unavailable(&e) {
+        Error::Backend(format!("{UNAVAILABLE}{e}"))
+    } else {
+        Error::Backend(e.to_string())
+    }
+}
+
+/// Whether a store error means the database could not be reached.
+pub fn is_unavailable(e: &Error) -> bool {
+    matches!(e, Error::Backend(msg) if msg.starts_with(UNAVAILABLE))
 }
 
 fn owner(record: &Record) -> Option<i64> {

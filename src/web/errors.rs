@@ -11,6 +11,8 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::chrome::Chrome;
 use crate::tenancy::Site;
+use crate::tenancy::db::is_unavailable;
+use crate::tenancy::sessions;
 
 /// An error a handler can return.
 #[derive(Debug)]
@@ -26,21 +28,22 @@ pub enum AppError {
 impl<E: Into<anyhow::Error>> From<E> for AppError {
     fn from(e: E) -> Self {
         let e = e.into();
-        if let Some(db) = e.downcast_ref::<sqlx::Error>()
-            && is_unavailable(db)
-        {
-            return AppError::Unavailable;
+        let unavailable = match (
+            e.downcast_ref::<sqlx::Error>(),
+            e.downcast_ref::<tower_sessions::session::Error>(),
+        ) {
+            (Some(db), _) => is_unavailable(db),
+            (_, Some(tower_sessions::session::Error::Store(store))) => {
+                sessions::is_unavailable(store)
+            }
+            _ => false,
+        };
+        if unavailable {
+            AppError::Unavailable
+        } else {
+            AppError::Internal(e)
         }
-        AppError::Internal(e)
     }
-}
-
-/// Whether a database error means "the database is not reachable right now".
-pub fn is_unavailable(e: &sqlx::Error) -> bool {
-    matches!(
-        e,
-        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
-    )
 }
 
 impl IntoResponse for AppError {

@@ -154,3 +154,58 @@ async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("200 up to date, 0 failed"), "{stdout}");
 }
+
+/// The database goes away under a running server and comes back: health
+/// says so, pages answer a clear 503, and the very next requests after the
+/// restart succeed without restarting the app.
+#[tokio::test]
+async fn database_outage_gives_503_pages_and_recovers_by_itself() {
+    let dir = std::env::temp_dir().join(format!("tenantry-outage-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A cluster of this test's own: stopping the shared one would stop every test.
+    let start = |dir: std::path::PathBuf| {
+        tenantry::devdb::start(&dir, tenantry::devdb::FAST_UNSAFE_SETTINGS).unwrap()
+    };
+    let mut cluster = start(dir.clone());
+    tenantry::devdb::ensure_database(&cluster, "outage")
+        .await
+        .unwrap();
+    let url = cluster.url("outage");
+    let pool = tenantry::database::pool(&url, 4).unwrap();
+    tenantry::tenancy::migrate::migrate_public(&pool)
+        .await
+        .unwrap();
+    let db = TestDb { url, pool };
+    db.create_tenant("acme").await;
+    let app = crate::harness::TestApp::start(db).await;
+    let client = app.client();
+    let get = |host: &'static str, path: &'static str| {
+        let request = client.get(app.url(host, path)).send();
+        async move { request.await.unwrap() }
+    };
+    assert_eq!(get("localhost", "/readyz").await.status(), 200);
+    assert_eq!(get("localhost", "/login").await.status(), 200);
+
+    cluster.stop();
+    assert_eq!(get("localhost", "/readyz").await.status(), 503);
+    assert_eq!(
+        get("acme.localhost", "/healthz").await.status(),
+        200,
+        "the process is alive"
+    );
+    let page = get("localhost", "/login").await;
+    assert_eq!(page.status(), 503);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("Temporarily unavailable"), "{body}");
+    assert!(
+        !body.contains("sqlx") && !body.contains("Connection refused"),
+        "{body}"
+    );
+
+    let cluster = start(dir.clone());
+    assert_eq!(get("localhost", "/readyz").await.status(), 200);
+    assert_eq!(get("localhost", "/login").await.status(), 200);
+    assert_eq!(get("acme.localhost", "/theme.css").await.status(), 200);
+    drop(cluster);
+    let _ = std::fs::remove_dir_all(&dir);
+}
