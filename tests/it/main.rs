@@ -9,3 +9,4 @@ mod migrations;
 mod provisioning;
 mod registry;
 mod routing;
+mod workspace;
