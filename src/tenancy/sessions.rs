@@ -91,11 +91,12 @@ impl SessionStore for SiteSessionStore {
         }
     }
 
+    /// Updates a session that exists; never re-creates one. A session ended
+    /// while a request of it was in flight (logout elsewhere, deactivation, a
+    /// password change) stays ended when that request saves at its end.
     async fn save(&self, record: &Record) -> Result<()> {
         let sql = format!(
-            "INSERT INTO {} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (id) DO UPDATE
-             SET data = excluded.data, expiry_date = excluded.expiry_date, user_id = excluded.user_id",
+            "UPDATE {} SET data = $2, expiry_date = $3, user_id = $4 WHERE id = $1",
             table()?
         );
         sqlx::query(AssertSqlSafe(sql))

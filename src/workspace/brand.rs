@@ -40,7 +40,12 @@ fn conditional(
     let matches = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| {
+            // If-None-Match compares weakly: `W/"x"` matches `"x"`.
+            v.split(',')
+                .map(str::trim)
+                .any(|t| t == "*" || t.strip_prefix("W/").unwrap_or(t) == etag)
+        });
     if matches {
         return (StatusCode::NOT_MODIFIED, cache).into_response();
     }

@@ -11,9 +11,10 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use sqlx::PgPool;
-use tower_sessions::Session;
 use tower_sessions::session::Id;
+use tower_sessions::{Expiry, Session};
 
+use crate::app::SESSION_LIFETIME;
 use crate::tenancy::{Site, TenantDb};
 use crate::web::AppError;
 
@@ -31,6 +32,16 @@ impl User {
         self.role == "admin"
     }
 }
+
+#[derive(sqlx::FromRow)]
+struct Found {
+    #[sqlx(flatten)]
+    user: User,
+    stale: bool,
+}
+
+/// A session is renewed once less than this much of its life is left.
+const REFRESH_AFTER_REMAINING: time::Duration = time::Duration::days(7);
 
 /// The signed-in, active user and the request's transaction.
 pub struct Member {
@@ -88,21 +99,31 @@ where
         let mut db = TenantDb::begin(&pool, tenant).await?;
         // The store copies the session's owner into `sessions.user_id`, so the
         // session and its user are found together.
-        let user: Option<User> = sqlx::query_as(db.sql(
-            "SELECT u.id, u.email, u.display_name, u.role
+        let found: Option<Found> = sqlx::query_as(db.sql(
+            "SELECT u.id, u.email, u.display_name, u.role,
+                    s.expiry_date < now() + $2::interval AS stale
                FROM sessions s JOIN users u ON u.id = s.user_id
               WHERE s.id = $1 AND s.expiry_date > now() AND u.active",
         ))
         .bind(session_id.to_string())
+        .bind(REFRESH_AFTER_REMAINING)
         .fetch_optional(db.conn())
         .await?;
-        match user {
-            Some(user) => Ok(Member {
-                user,
-                db,
-                session_id,
-                session,
-            }),
+        match found {
+            Some(Found { user, stale }) => {
+                if stale {
+                    // Sliding expiry without a write per request: once the
+                    // session has used up half its life, renew it (the
+                    // session layer saves it and re-sends the cookie).
+                    session.set_expiry(Some(Expiry::OnInactivity(SESSION_LIFETIME)));
+                }
+                Ok(Member {
+                    user,
+                    db,
+                    session_id,
+                    session,
+                })
+            }
             None => Err(NotMember::SignIn),
         }
     }

@@ -1278,3 +1278,90 @@ async fn expired_sessions_are_swept_from_every_schema() {
         1
     );
 }
+
+#[tokio::test]
+async fn saving_an_ended_session_does_not_bring_it_back() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    let app = TestApp::start(db).await;
+    let store = SiteSessionStore::new(app.db.pool.clone());
+    let site = app.registry.resolve(ACME).unwrap();
+    tenantry::tenancy::resolve::with_site(site, async {
+        let mut record = tower_sessions::session::Record {
+            id: Id::default(),
+            data: Default::default(),
+            expiry_date: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        };
+        store.create(&mut record).await.unwrap();
+        assert!(store.load(&record.id).await.unwrap().is_some());
+        // Ended elsewhere (logout, deactivation) while a request was in flight…
+        store.delete(&record.id).await.unwrap();
+        // …whose save at the end must not re-create it.
+        record.data.insert("user_id".into(), serde_json::json!(1));
+        store.save(&record).await.unwrap();
+        assert!(store.load(&record.id).await.unwrap().is_none());
+    })
+    .await;
+    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 0);
+}
+
+#[tokio::test]
+async fn an_aging_session_is_renewed_once_and_fresh_ones_are_not_written() {
+    let app = two_tenants().await;
+    let (client, id) = admin_of(&app, ACME, "acme").await;
+    let expiry = |db: &TestDb| {
+        let pool = db.pool.clone();
+        let id = id.clone();
+        async move {
+            sqlx::query_scalar::<_, f64>(
+                "SELECT extract(epoch FROM expiry_date - now())::float8 / 86400 FROM t_acme.sessions WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    assert!(expiry(&app.db).await > 13.9);
+    sqlx::query("UPDATE t_acme.sessions SET expiry_date = now() + interval '2 days'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let page = get(&client, &app, ACME, "/").await;
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        session_cookie(&page).as_deref(),
+        Some(id.as_str()),
+        "same id, new expiry"
+    );
+    assert!(expiry(&app.db).await > 13.9, "renewed to the full lifetime");
+    let page = get(&client, &app, ACME, "/").await;
+    assert!(
+        session_set_cookie(&page).is_none(),
+        "a fresh session is not written again"
+    );
+}
+
+#[tokio::test]
+async fn theme_css_honours_weak_and_listed_etags() {
+    let app = two_tenants().await;
+    let client = app.client();
+    let etag = get(&client, &app, ACME, "/theme.css").await.headers()["etag"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for header in [
+        format!("W/{etag}"),
+        format!("\"other\", {etag}"),
+        "*".to_owned(),
+    ] {
+        let response = client
+            .get(app.url(ACME, "/theme.css"))
+            .header(IF_NONE_MATCH, &header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{header}");
+        assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
+    }
+}
