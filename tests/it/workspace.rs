@@ -484,6 +484,8 @@ async fn task_create_edit_move_and_delete() {
 
     let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
     assert!(board.contains("Task created."), "flash shown");
+    let again = get(&client, &app, ACME, "/").await.text().await.unwrap();
+    assert!(!again.contains("Task created."), "a flash shows once");
     assert!(
         board.contains("Ship the &#60;b&#62;launch&#60;/b&#62; plan")
             || board.contains("Ship the &lt;b&gt;launch&lt;/b&gt; plan"),
@@ -493,7 +495,7 @@ async fn task_create_edit_move_and_delete() {
     assert!(board.contains("Jun 15, 2030") && board.contains("datetime=\"2030-06-15\""));
     assert!(board.contains("Admin"), "assignee name shown");
     assert!(board.contains("Unassigned"));
-    assert!(board.contains("aria-label=\"1 tasks\">1<"), "column counts");
+    assert!(board.contains("aria-label=\"1 task\">1<"), "column counts");
     // Newest first: "Second" was created last, but it is in Doing; within
     // the whole page the To do card comes before the Doing column anyway.
     let stored: (String, String, Option<String>) = sqlx::query_as(
@@ -580,6 +582,28 @@ async fn task_create_edit_move_and_delete() {
     )
     .await;
     assert_eq!(bad_move.status(), StatusCode::UNPROCESSABLE_ENTITY);
+
+    // A script may leave out everything but the title: a new To do task.
+    let minimal = post_form(
+        &app,
+        &client,
+        ACME,
+        "/",
+        "/tasks",
+        &[("title", "Just a title")],
+    )
+    .await;
+    assert_eq!(minimal.status(), StatusCode::SEE_OTHER);
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM t_acme.tasks WHERE title = 'Just a title'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(status, "todo");
+    sqlx::query("DELETE FROM t_acme.tasks WHERE title = 'Just a title'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
 
     let confirm = get(&client, &app, ACME, &format!("/tasks/{id}/delete")).await;
     assert_eq!(confirm.status(), 200);
@@ -1364,4 +1388,31 @@ async fn theme_css_honours_weak_and_listed_etags() {
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{header}");
         assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
     }
+}
+
+#[tokio::test]
+async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
+    let app = two_tenants().await;
+    sqlx::raw_sql(
+        "INSERT INTO t_acme.tasks (title, status, created_at)
+         SELECT 'Finished ' || n, 'done', now() - n * interval '1 minute' FROM generate_series(1, 105) n;
+         INSERT INTO t_acme.tasks (title, status) VALUES ('Open one', 'todo');",
+    )
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let (client, _) = admin_of(&app, ACME, "acme").await;
+    let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
+    assert!(board.contains("aria-label=\"105 tasks\">105<"));
+    assert!(board.contains("aria-label=\"1 task\">1<"));
+    assert!(board.contains("Showing the newest 100 of 105."));
+    assert!(board.contains(">Finished 1<") && board.contains(">Finished 100<"));
+    assert!(
+        !board.contains(">Finished 101<"),
+        "older cards are left off"
+    );
+    assert!(board.contains("106 tasks in Acme Inc"));
+    // Every move button posts through the one token-carrying form.
+    assert!(board.contains("<form id=\"move\" method=\"post\""));
+    assert!(board.contains("form=\"move\" formaction=\"/tasks/"));
 }
