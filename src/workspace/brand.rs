@@ -91,11 +91,35 @@ async fn logo(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Respon
     Ok(conditional(&headers, &etag, &logo.content_type, bytes))
 }
 
-/// The tenant's initials on its primary colour.
-async fn favicon(site: Site, headers: HeaderMap) -> Result<Response, AppError> {
+/// The favicon: the tenant's logo on a rounded tile when it has one (the
+/// image inlined, since an SVG icon cannot load other files), else its
+/// initials on its primary colour.
+async fn favicon(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Response, AppError> {
     let t = tenant(site)?;
     let b = &t.branding;
-    let etag = format!("\"favicon-{}-{}\"", t.id, b.version);
+    let logo_tag = b.logo.as_ref().map_or("none", |l| l.sha256.as_str());
+    let etag = format!("\"favicon-{}-{}-{}\"", t.id, b.version, logo_tag);
+    if let Some(logo) = &b.logo {
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.as_bytes() == etag.as_bytes())
+        {
+            return Ok(conditional(&headers, &etag, "image/svg+xml", ()));
+        }
+        let row: Option<(Option<Vec<u8>>,)> =
+            sqlx::query_as("SELECT logo FROM public.tenants WHERE id = $1")
+                .bind(t.id)
+                .fetch_optional(db.conn())
+                .await?;
+        if let Some((Some(bytes),)) = row {
+            let svg = format!(
+                r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="#ffffff"/><image x="4" y="4" width="56" height="56" preserveAspectRatio="xMidYMid meet" href="data:{};base64,{}"/></svg>"##,
+                logo.content_type,
+                base64(&bytes),
+            );
+            return Ok(conditional(&headers, &etag, "image/svg+xml", svg));
+        }
+    }
     let svg = format!(
         r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 64 64"><rect width="64" height="64" rx="14" fill="{}"/><text x="32" y="43" font-family="system-ui, sans-serif" font-size="28" font-weight="700" text-anchor="middle" fill="{}">{}</text></svg>"##,
         b.primary,
@@ -105,9 +129,47 @@ async fn favicon(site: Site, headers: HeaderMap) -> Result<Response, AppError> {
     Ok(conditional(&headers, &etag, "image/svg+xml", svg))
 }
 
+/// Standard base64 with padding (RFC 4648), for a data URI.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn base64_matches_rfc_4648() {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(super::base64(input.as_bytes()), expected);
+        }
+    }
 }

@@ -1416,3 +1416,64 @@ async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
     assert!(board.contains("<form id=\"move\" method=\"post\""));
     assert!(board.contains("form=\"move\" formaction=\"/tasks/"));
 }
+
+#[tokio::test]
+async fn a_logo_brands_the_pages_and_the_favicon() {
+    let app = two_tenants().await;
+    let png: &[u8] = b"\x89PNG\r\n\x1a\nnot-really-an-image";
+    let sha = "ab".repeat(32);
+    sqlx::query(
+        "UPDATE tenants SET logo = $1, logo_content_type = 'image/png', logo_sha256 = $2,
+                branding_version = branding_version + 1 WHERE slug = 'acme'",
+    )
+    .bind(png)
+    .bind(&sha)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    wait_for_page(&app, ACME, "/login", |page| page.contains("/brand/logo?v=")).await;
+    let client = app.client();
+
+    let logo = get(&client, &app, ACME, "/brand/logo").await;
+    assert_eq!(logo.status(), 200);
+    assert_eq!(logo.headers()["content-type"], "image/png");
+    let etag = logo.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{sha}\""));
+    assert_eq!(logo.bytes().await.unwrap().as_ref(), png);
+    let again = client
+        .get(app.url(ACME, "/brand/logo"))
+        .header(IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    let icon = get(&client, &app, ACME, "/favicon.svg").await;
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    let icon_etag = icon.headers()["etag"].to_str().unwrap().to_owned();
+    assert!(
+        icon.text()
+            .await
+            .unwrap()
+            .contains("href=\"data:image/png;base64,iVBORw0KGgpub3Qt")
+    );
+    let again = client
+        .get(app.url(ACME, "/favicon.svg"))
+        .header(IF_NONE_MATCH, &icon_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+
+    // globex has no logo: initials, and no logo of acme's.
+    assert_eq!(
+        get(&client, &app, GLOBEX, "/brand/logo").await.status(),
+        404
+    );
+    let login = get(&client, &app, GLOBEX, "/login")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!login.contains("/brand/logo"));
+}
