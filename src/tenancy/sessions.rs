@@ -102,10 +102,6 @@ fn data_json(record: &Record) -> Result<serde_json::Value> {
     serde_json::to_value(&record.data).map_err(|e| Error::Encode(e.to_string()))
 }
 
-const UPSERT: &str = "INSERT INTO {t} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
-    ON CONFLICT (id) DO UPDATE
-    SET data = excluded.data, expiry_date = excluded.expiry_date, user_id = excluded.user_id";
-
 #[async_trait]
 impl SessionStore for SiteSessionStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
@@ -133,17 +129,22 @@ impl SessionStore for SiteSessionStore {
         tx.commit().await.map_err(backend)
     }
 
+    /// Updates a session that exists; never re-creates one. A session ended
+    /// while a request of it was in flight (logout elsewhere, deactivation, a
+    /// password change) stays ended when that request saves at its end.
     async fn save(&self, record: &Record) -> Result<()> {
         let (mut tx, table) = self.begin().await?;
-        sqlx::query(table.sql(UPSERT))
-            .persistent(prepared_statements())
-            .bind(record.id.to_string())
-            .bind(data_json(record)?)
-            .bind(record.expiry_date)
-            .bind(owner(record))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            table.sql("UPDATE {t} SET data = $2, expiry_date = $3, user_id = $4 WHERE id = $1"),
+        )
+        .persistent(prepared_statements())
+        .bind(record.id.to_string())
+        .bind(data_json(record)?)
+        .bind(record.expiry_date)
+        .bind(owner(record))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)
     }
 

@@ -1,31 +1,24 @@
-//! The tenant app, served on each tenant's domains.
+//! The tenant app, served on each tenant's domains: sign-in, the task board,
+//! users and the account page. Every page is branded with the tenant's look.
 
+mod account;
+mod auth;
 mod brand;
+mod member;
+mod tasks;
+mod users;
 
-use askama::Template;
-use askama_web::WebTemplate;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::state::AppState;
 use crate::tenancy::Site;
-use crate::web::Chrome;
 
-#[derive(Template, WebTemplate)]
-#[template(path = "workspace/home.html")]
-struct Home {
-    chrome: Chrome,
-}
-
-async fn home(site: Site) -> Home {
-    Home {
-        chrome: Chrome::for_site(&site),
-    }
-}
+pub use member::{Admin, Member, User};
 
 /// A suspended tenant's pages answer 403 (rendered as the branded "workspace
 /// suspended" page); its stylesheet and logo stay up so that page is branded.
@@ -38,7 +31,22 @@ async fn refuse_if_suspended(site: Site, req: Request, next: Next) -> Response {
 
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
-        .route("/", get(home))
+        .route("/", get(tasks::board))
+        .route("/login", get(auth::login_form).post(auth::login))
+        .route("/logout", post(auth::logout))
+        .route("/tasks", post(tasks::create))
+        .route("/tasks/{id}", get(tasks::edit_form).post(tasks::update))
+        .route("/tasks/{id}/move", post(tasks::move_task))
+        .route(
+            "/tasks/{id}/delete",
+            get(tasks::delete_form).post(tasks::delete),
+        )
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/admin/users", get(users::list).post(users::create))
+        .route("/admin/users/{id}/role", post(users::change_role))
+        .route("/admin/users/{id}/deactivate", post(users::deactivate))
+        .route("/admin/users/{id}/reactivate", post(users::reactivate))
         .route_layer(middleware::from_fn(refuse_if_suspended));
     Router::new()
         .merge(pages)

@@ -273,6 +273,7 @@ pub fn cli_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> std::pr
 
 impl TestDb {
     /// A control-panel super-admin with password [`PASSWORD`].
+    #[allow(dead_code)] // for the control panel's tests
     pub async fn create_super_admin(&self, email: &str) {
         sqlx::query("INSERT INTO super_admins (email, password_hash) VALUES ($1, $2)")
             .bind(email)

@@ -12,3 +12,4 @@ mod properties;
 mod provisioning;
 mod registry;
 mod routing;
+mod workspace;

@@ -1,0 +1,107 @@
+//! The signed-in user's own account: who they are, and a password change.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+use super::member::{Member, Nav};
+use crate::password;
+use crate::tenancy::Site;
+use crate::tenancy::sessions::end_sessions_of;
+use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, IncomingFlash};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workspace/account.html")]
+struct AccountPage {
+    chrome: Chrome,
+    flash: IncomingFlash,
+    nav: Nav,
+    csrf: String,
+    name: String,
+    email: String,
+    role: String,
+    errors: FieldErrors,
+}
+
+fn account_page(
+    site: &Site,
+    member: &Member,
+    csrf: CsrfToken,
+    flash: IncomingFlash,
+    errors: FieldErrors,
+) -> AccountPage {
+    AccountPage {
+        chrome: Chrome::for_site(site),
+        flash,
+        nav: Nav::new(&member.user, "account"),
+        csrf: csrf.0,
+        name: member.user.display_name.clone(),
+        email: member.user.email.clone(),
+        role: if member.user.is_admin() {
+            "Admin".into()
+        } else {
+            "Member".into()
+        },
+        errors,
+    }
+}
+
+/// `GET /account`.
+pub async fn show(
+    site: Site,
+    member: Member,
+    csrf: CsrfToken,
+    flash: IncomingFlash,
+) -> impl IntoResponse {
+    account_page(&site, &member, csrf, flash, FieldErrors::default())
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    current_password: String,
+    #[serde(default)]
+    new_password: String,
+}
+
+/// `POST /account/password`: needs the current password; ends every other
+/// session of the user.
+pub async fn change_password(
+    site: Site,
+    mut member: Member,
+    csrf: CsrfToken,
+    CsrfForm(form): CsrfForm<PasswordForm>,
+) -> Result<Response, AppError> {
+    let mut errors = FieldErrors::default();
+    let db = &mut member.db;
+    let stored: String = db
+        .query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(member.user.id)
+        .fetch_one(db.conn())
+        .await?;
+    if !password::verify(form.current_password, Some(stored)).await {
+        errors.add("current_password", "That is not your current password.");
+    }
+    errors.check("new_password", password::check_new(&form.new_password));
+    if !errors.is_empty() {
+        let page = account_page(&site, &member, csrf, IncomingFlash(None), errors);
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    }
+    let hash = password::hash(form.new_password).await?;
+    let db = &mut member.db;
+    db.query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(member.user.id)
+        .bind(&hash)
+        .execute(db.conn())
+        .await?;
+    let ended = end_sessions_of(db.conn(), member.user.id, Some(&member.session_id)).await?;
+    member.db.commit().await?;
+    let message = match ended {
+        0 => "Password changed.".to_owned(),
+        1 => "Password changed. Your other session was signed out.".to_owned(),
+        n => format!("Password changed. Your {n} other sessions were signed out."),
+    };
+    Ok((Flash::success(message), Redirect::to("/account")).into_response())
+}

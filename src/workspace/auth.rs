@@ -1,0 +1,107 @@
+//! Signing in and out of a workspace.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::state::AppState;
+use crate::tenancy::{Site, TenantDb};
+use crate::web::auth::{sign_in, sign_out};
+use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workspace/login.html")]
+struct LoginPage {
+    chrome: Chrome,
+    flash: IncomingFlash,
+    csrf: String,
+    email: String,
+    error: Option<&'static str>,
+}
+
+pub async fn login_form(site: Site, csrf: CsrfToken, flash: IncomingFlash) -> impl IntoResponse {
+    LoginPage {
+        chrome: Chrome::for_site(&site),
+        flash,
+        csrf: csrf.0,
+        email: String::new(),
+        error: None,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// One message for every failure, so the form never tells whether an
+/// address has an account.
+const BAD_LOGIN: &str = "That email and password do not match an active account.";
+
+pub async fn login(
+    State(state): State<AppState>,
+    site: Site,
+    csrf: CsrfToken,
+    session: Session,
+    CsrfForm(form): CsrfForm<LoginForm>,
+) -> Result<Response, AppError> {
+    let Site::Tenant(tenant) = &site else {
+        return Err(AppError::NotFound);
+    };
+    let email = form.email.trim().to_lowercase();
+    let found: Option<(i64, String, bool)> = if email.is_empty() || email.len() > 254 {
+        None
+    } else {
+        let mut db = TenantDb::begin(&state.pool, tenant.clone()).await?;
+        db.query_as("SELECT id, password_hash, active FROM users WHERE lower(email) = $1")
+            .bind(&email)
+            .fetch_optional(db.conn())
+            .await?
+        // The transaction ends here: no connection is held while hashing.
+    };
+    let (user_id, stored, active) = match found {
+        Some((id, hash, active)) => (Some(id), Some(hash), active),
+        None => (None, None, false),
+    };
+    // Always one argon2 verification, whether or not the account exists.
+    let ok = crate::password::verify(form.password, stored).await;
+    match user_id {
+        Some(id) if ok && active => {
+            sign_in(&session, id).await?;
+            Ok((Flash::success("Welcome back."), Redirect::to("/")).into_response())
+        }
+        _ => {
+            let page = LoginPage {
+                chrome: Chrome::for_site(&site),
+                flash: IncomingFlash(None),
+                csrf: csrf.0,
+                email: form.email.trim().chars().take(254).collect(),
+                error: Some(BAD_LOGIN),
+            };
+            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Empty {}
+
+/// Deletes the session row at once and clears the cookie.
+pub async fn logout(
+    session: Session,
+    CsrfForm(Empty {}): CsrfForm<Empty>,
+) -> Result<Response, AppError> {
+    sign_out(&session).await?;
+    Ok((
+        Flash::success("You have signed out."),
+        Redirect::to("/login"),
+    )
+        .into_response())
+}

@@ -1,0 +1,175 @@
+//! The signed-in user of a tenant, as an extractor.
+//!
+//! [`Member`] reads the session id from the cookie (without loading the
+//! session record through the store), opens the request's one [`TenantDb`]
+//! transaction and, in a single query, finds the live session and its active
+//! user. The handler gets both, so a page costs one transaction and no
+//! session write. No session, an expired one or an inactive user: 303 to
+//! `/login`.
+
+use axum::extract::{FromRef, FromRequestParts};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use sqlx::PgPool;
+use tower_sessions::session::Id;
+use tower_sessions::{Expiry, Session};
+
+use crate::app::SESSION_LIFETIME;
+use crate::tenancy::{Site, TenantDb};
+use crate::web::AppError;
+
+/// A user of the tenant, as pages need them.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+}
+
+impl User {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Found {
+    #[sqlx(flatten)]
+    user: User,
+    stale: bool,
+}
+
+/// A session is renewed once less than this much of its life is left.
+const REFRESH_AFTER_REMAINING: time::Duration = time::Duration::days(7);
+
+/// The signed-in, active user and the request's transaction.
+pub struct Member {
+    pub user: User,
+    pub db: TenantDb,
+    /// The session id of this request (to keep when ending other sessions).
+    pub session_id: Id,
+    pub session: Session,
+}
+
+/// A [`Member`] whose role is `admin`; anyone else gets 403.
+pub struct Admin(pub Member);
+
+/// Why there is no member for this request.
+pub enum NotMember {
+    SignIn,
+    Error(AppError),
+}
+
+impl IntoResponse for NotMember {
+    fn into_response(self) -> Response {
+        match self {
+            NotMember::SignIn => Redirect::to("/login").into_response(),
+            NotMember::Error(e) => e.into_response(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for NotMember {
+    fn from(e: sqlx::Error) -> Self {
+        NotMember::Error(e.into())
+    }
+}
+
+impl<S> FromRequestParts<S> for Member
+where
+    PgPool: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = NotMember;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NotMember> {
+        let Some(session) = parts.extensions.get::<Session>().cloned() else {
+            return Err(NotMember::Error(AppError::Internal(anyhow::anyhow!(
+                "no session layer"
+            ))));
+        };
+        let Some(session_id) = session.id() else {
+            return Err(NotMember::SignIn);
+        };
+        let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
+            return Err(NotMember::Error(AppError::NotFound));
+        };
+        let pool = PgPool::from_ref(state);
+        let mut db = TenantDb::begin(&pool, tenant).await?;
+        // The store copies the session's owner into `sessions.user_id`, so the
+        // session and its user are found together.
+        let found: Option<Found> = db
+            .query_as(
+                "SELECT u.id, u.email, u.display_name, u.role,
+                    s.expiry_date < now() + $2::interval AS stale
+               FROM sessions s JOIN users u ON u.id = s.user_id
+              WHERE s.id = $1 AND s.expiry_date > now() AND u.active",
+            )
+            .bind(session_id.to_string())
+            .bind(REFRESH_AFTER_REMAINING)
+            .fetch_optional(db.conn())
+            .await?;
+        match found {
+            Some(Found { user, stale }) => {
+                if stale {
+                    // Sliding expiry without a write per request: once the
+                    // session has used up half its life, renew it (the
+                    // session layer saves it and re-sends the cookie).
+                    session.set_expiry(Some(Expiry::OnInactivity(SESSION_LIFETIME)));
+                }
+                Ok(Member {
+                    user,
+                    db,
+                    session_id,
+                    session,
+                })
+            }
+            None => Err(NotMember::SignIn),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Admin
+where
+    PgPool: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = NotMember;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NotMember> {
+        let member = Member::from_request_parts(parts, state).await?;
+        if member.user.is_admin() {
+            Ok(Admin(member))
+        } else {
+            Err(NotMember::Error(AppError::Forbidden))
+        }
+    }
+}
+
+/// What the navigation bar shows.
+#[derive(Clone, Debug)]
+pub struct Nav {
+    pub user_name: String,
+    pub is_admin: bool,
+    /// `board`, `users` or `account`: marks the current link.
+    pub current: &'static str,
+}
+
+impl Nav {
+    pub fn new(user: &User, current: &'static str) -> Nav {
+        Nav {
+            user_name: user.display_name.clone(),
+            is_admin: user.is_admin(),
+            current,
+        }
+    }
+}
+
+/// A path id: anything that is not a positive integer is simply not found.
+pub fn parse_id(raw: &str) -> Result<i64, AppError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or(AppError::NotFound)
+}
