@@ -98,7 +98,12 @@ fn site_layers(router: Router, state: &AppState) -> Router {
 
 /// 200 while the database answers, 503 otherwise.
 async fn readyz(State(pool): State<PgPool>) -> (StatusCode, &'static str) {
-    let ping = sqlx::query_scalar::<_, i32>("SELECT 1").fetch_one(&pool);
+    let ping = async {
+        let mut tx = crate::tenancy::db::begin_public(&pool).await?;
+        crate::tenancy::db::query_scalar::<i32>("SELECT 1")
+            .fetch_one(&mut *tx)
+            .await
+    };
     match tokio::time::timeout(Duration::from_secs(2), ping).await {
         Ok(Ok(_)) => (StatusCode::OK, "ready"),
         _ => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::DbConfig;
@@ -73,6 +74,19 @@ pub fn pool(url: &str, size: u32) -> Result<PgPool> {
         .max_connections(size.max(1))
         .min_connections(0)
         .acquire_timeout(Duration::from_secs(5))
+        // No ping per checkout (a round trip on every request). A connection
+        // that sat idle for a while is pinged, since the database may have
+        // restarted meanwhile; busy ones are not, and transactions still step
+        // over a dead one at BEGIN (tenancy::db).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > Duration::from_secs(1) {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .max_lifetime(Duration::from_secs(30 * 60))
         .idle_timeout(Duration::from_secs(10 * 60))
         .connect_lazy_with(options))

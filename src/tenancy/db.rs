@@ -75,7 +75,46 @@ pub async fn begin_in_schema(
     pool: &PgPool,
     schema: &SchemaName,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    pool.begin_with(AssertSqlSafe(begin_sql(schema))).await
+    begin_on_live_connection(pool, || begin_sql(schema)).await
+}
+
+/// Opens a transaction with `begin()` as its first statement, passing over
+/// pooled connections that turn out to be dead.
+///
+/// The pool does not ping connections before handing them out (that would
+/// cost a round trip on every request); instead, a connection the database
+/// closed (after a restart, say) fails at `BEGIN`, where nothing has happened
+/// yet, so it is safe to drop it and try the next. One attempt more than the
+/// pool holds is enough to reach a freshly opened connection.
+async fn begin_on_live_connection(
+    pool: &PgPool,
+    begin: impl Fn() -> String,
+) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    let mut attempts = pool.options().get_max_connections() + 1;
+    loop {
+        match pool.begin_with(AssertSqlSafe(begin())).await {
+            Err(e) if attempts > 1 && is_dead_connection(&e) => {
+                tracing::debug!(error = %e, "dropping a dead pooled connection");
+                attempts -= 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// A transaction with the default search path (for the shared catalogue).
+pub async fn begin_public(pool: &PgPool) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+    begin_on_live_connection(pool, || "BEGIN".to_owned()).await
+}
+
+/// An error that means the connection itself is gone, not the query.
+fn is_dead_connection(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("57P")),
+        sqlx::Error::Protocol(msg) => msg.contains("closed"),
+        _ => false,
+    }
 }
 
 /// A transaction in the current tenant's schema. Dropped without
@@ -149,7 +188,7 @@ pub struct PublicDb {
 impl PublicDb {
     pub async fn begin(pool: &PgPool) -> Result<PublicDb, sqlx::Error> {
         Ok(PublicDb {
-            tx: pool.begin().await?,
+            tx: begin_public(pool).await?,
         })
     }
 

@@ -79,7 +79,7 @@ pub async fn begin(
 ) -> Result<Provisioning, ProvisionError> {
     let schema = new.slug.schema_name();
     let domain = default_domain(&new.slug, root_domain);
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin_public(pool).await?;
 
     let tenant_id: i64 = db::query_scalar(
         "INSERT INTO public.tenants (slug, schema_name, display_name, primary_color, accent_color)
@@ -134,7 +134,7 @@ pub async fn begin(
 /// Deletes a tenant: its catalogue row, its domains and its schema with all
 /// its data, in one transaction. Returns false if there was no such tenant.
 pub async fn delete(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut tx = db::begin_public(pool).await?;
     if !delete_in(&mut tx, slug).await? {
         return Ok(false);
     }

@@ -17,7 +17,7 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
-use super::db::{begin_in_schema, prepared_statements};
+use super::db::{begin_in_schema, begin_public, prepared_statements};
 use super::registry::{Site, TenantRegistry};
 use super::resolve::current_site;
 use super::schema::SchemaName;
@@ -42,7 +42,7 @@ impl SiteSessionStore {
     /// server connection).
     async fn begin(&self) -> Result<(Transaction<'static, Postgres>, Table)> {
         match current_site() {
-            Some(Site::ControlPanel) => Ok((self.pool.begin().await.map_err(backend)?, Table::Panel)),
+            Some(Site::ControlPanel) => Ok((begin_public(&self.pool).await.map_err(backend)?, Table::Panel)),
             Some(Site::Tenant(t)) => Ok((
                 begin_in_schema(&self.pool, &t.schema).await.map_err(backend)?,
                 Table::Tenant(t.schema.clone()),
