@@ -214,8 +214,19 @@ impl Browser {
         }
     }
 
+    /// The text of the first element matching `css` (found again if the page
+    /// was replaced under it, as after a form's redirect).
     pub async fn text(&self, css: &str) -> String {
-        self.find(css).await.text().await.unwrap()
+        for _ in 0..50 {
+            if let Ok(text) = self.find(css).await.text().await {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the text of {css:?} could not be read on {}",
+            self.path().await
+        )
     }
 
     /// The page's visible text ("" while a page is being replaced).
@@ -248,6 +259,26 @@ impl Browser {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the first element matching `css` contains `needle`.
+    pub async fn wait_for_text_in(&self, css: &str, needle: &str) {
+        let script = format!(
+            "const el = document.querySelector({}); return el ? el.innerText : '';",
+            json!(css)
+        );
+        for _ in 0..100 {
+            if let Ok(Value::String(text)) = self.client.execute(&script, vec![]).await
+                && text.contains(needle)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{needle:?} never appeared in {css:?} on {}",
+            self.path().await
+        );
     }
 
     /// The flash message shown after an action.
@@ -307,13 +338,21 @@ impl Browser {
 
     /// Saves the current page at the desktop and the phone size as
     /// `target/screenshots/<name>-desktop.png` and `…-phone.png`.
-    pub async fn screenshots(&self, name: &str) {
+    /// With `anchor`, the page is scrolled to that element first.
+    pub async fn screenshots(&self, name: &str, anchor: Option<&str>) {
         let dir = screenshot_dir();
+        let scroll = match anchor {
+            Some(css) => format!(
+                "document.querySelector({}).scrollIntoView({{block: 'start'}}); window.scrollBy(0, -16);",
+                json!(css)
+            ),
+            None => "window.scrollTo(0, 0);".to_owned(),
+        };
         for (label, size) in [("phone", PHONE), ("desktop", DESKTOP)] {
             self.resize(size).await;
-            self.js(
-                "window.scrollTo(0, 0); document.activeElement && document.activeElement.blur();",
-            )
+            self.js(&format!(
+                "{scroll} document.activeElement && document.activeElement.blur();"
+            ))
             .await;
             // Let layout and images settle after the resize.
             tokio::time::sleep(Duration::from_millis(150)).await;
@@ -371,8 +410,12 @@ impl Browser {
 
     /// Screenshots and axe for one of the main pages.
     pub async fn check_page(&self, name: &str) {
+        self.check_page_at(name, None).await;
+    }
+
+    pub async fn check_page_at(&self, name: &str, anchor: Option<&str>) {
         self.axe(name).await;
-        self.screenshots(name).await;
+        self.screenshots(name, anchor).await;
     }
 
     /// Presses Tab and returns the newly focused element's outline (width

@@ -109,7 +109,7 @@ async fn super_admin_creates_and_runs_a_tenant(app: &TestApp, b: &Browser) {
     b.wait_for_text("Branding saved").await;
     std::fs::remove_file(&logo).unwrap();
     assert!(b.text(".cp-facts").await.contains("Branding version"));
-    b.check_page("cp-branding").await;
+    b.check_page_at("cp-branding", Some("#branding-h")).await;
 
     // A custom domain, which then serves the tenant.
     b.fill("#domain", "tasks.acme.test").await;
@@ -210,15 +210,15 @@ async fn tenant_admin_works_on_the_board(app: &TestApp, b: &Browser) {
         ("Set up the support inbox", "", "done"),
         ("Order stickers", "", "todo"),
     ] {
+        open_new_task(b).await;
         b.fill("#title", title).await;
         b.fill("#description", description).await;
         b.select("#status", status).await;
         b.click_text("Add task").await;
-        b.wait_for_text("Task created.").await;
-        assert!(
-            b.text(&format!(".column-{status}")).await.contains(title),
-            "{title} is not in {status}"
-        );
+        // The previous page said "Task created." too: wait for the card.
+        b.wait_for_text_in(&format!(".column-{status}"), title)
+            .await;
+        assert!(b.flash().await.contains("Task created."));
     }
 
     // Edit one.
@@ -363,6 +363,7 @@ async fn second_tenant_shows_only_its_own(app: &TestApp, b: &Browser) {
     for acme_data in ["Acme", "pricing page", "Mia Member", "launch"] {
         assert!(!board.contains(acme_data), "globex shows {acme_data:?}");
     }
+    open_new_task(b).await;
     b.fill("#title", "Quarterly planning").await;
     b.fill("#description", "Agenda and owners for Q3.").await;
     b.select("#status", "doing").await;
@@ -411,6 +412,22 @@ async fn assert_logo_shown(b: &Browser, css: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the logo {css} is not shown on {}", b.path().await);
+}
+
+/// Opens the board's "New task" disclosure (closed once there are tasks),
+/// as a person would: by its summary.
+async fn open_new_task(b: &Browser) {
+    if b.js("return document.querySelector('details.new-task').open;")
+        .await
+        != serde_json::json!(true)
+    {
+        b.find("details.new-task > summary")
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    assert!(b.find("#title").await.is_displayed().await.unwrap());
 }
 
 /// Clicks the button or link `label` on the board card titled `title`.
