@@ -1,0 +1,446 @@
+//! Real-browser tests: headless Chromium driven through ChromeDriver against
+//! the real server and a real PostgreSQL. Each main page is checked with
+//! axe-core and photographed at a desktop and a phone size into
+//! `target/screenshots/`. A test binary of its own, so the HTTP suite does
+//! not wait for a browser.
+
+#[path = "../it/harness.rs"]
+mod harness;
+
+mod driver;
+
+use std::time::Duration;
+
+use fantoccini::Locator;
+
+use crate::driver::{Browser, Driver, rgb};
+use crate::harness::{PASSWORD, TestApp, TestDb};
+
+const ACME_PRIMARY: &str = "#0f766e";
+const ACME_ACCENT: &str = "#f59e0b";
+/// A light primary: the header's text must switch to the dark text colour.
+const GLOBEX_PRIMARY: &str = "#fbbf24";
+
+/// The whole story in one browser run (one server, one ChromeDriver): the
+/// super-admin sets a tenant up, its admin and a member use it, and a second
+/// tenant in the same browser shows only its own branding and data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_in_a_real_browser() {
+    if !driver::available() {
+        return;
+    }
+    let db = TestDb::new().await;
+    db.create_super_admin("root@tenantry.test").await;
+    let app = TestApp::start(db).await;
+    let chromedriver = Driver::start();
+    let browser = chromedriver.session("main").await;
+
+    super_admin_creates_and_runs_a_tenant(&app, &browser).await;
+    tenant_admin_works_on_the_board(&app, &browser).await;
+    let member = chromedriver.session("member").await;
+    member_sees_the_board_but_not_admin_pages(&app, &member).await;
+    member.close().await;
+    second_tenant_shows_only_its_own(&app, &browser).await;
+    browser.close().await;
+}
+
+async fn super_admin_creates_and_runs_a_tenant(app: &TestApp, b: &Browser) {
+    let cp = |path: &str| app.url("localhost", path);
+
+    // Sign in.
+    b.goto(&cp("/")).await;
+    assert_eq!(b.path().await, "/login");
+    b.check_page("cp-login").await;
+    b.fill("#email", "root@tenantry.test").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_text("Sign in").await;
+    b.wait_for_text("No tenants yet").await;
+    assert_eq!(b.path().await, "/");
+    b.check_page("cp-tenants-empty").await;
+
+    // Create a tenant with colours; the preview follows the colour field.
+    b.click_text("Create a tenant").await;
+    b.wait_for_text("Create a tenant").await;
+    b.fill("#display_name", "Acme Inc").await;
+    b.fill("#slug", "acme").await;
+    b.fill("#admin_email", "admin@acme.test").await;
+    b.fill("#admin_password", PASSWORD).await;
+    b.set_value("#primary_color", "#7c3aed").await;
+    assert_eq!(
+        b.style(".cp-preview-bar", "background-color").await,
+        rgb("#7c3aed")
+    );
+    assert_eq!(b.text("[data-preview-name]").await, "Acme Inc");
+    b.set_value("#primary_color", ACME_PRIMARY).await;
+    b.set_value("#accent_color", ACME_ACCENT).await;
+    assert_eq!(
+        b.style(".cp-preview-bar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+    assert_eq!(
+        b.style(".cp-preview-accent", "background-color").await,
+        rgb(ACME_ACCENT)
+    );
+    b.check_page("cp-new").await;
+    b.click_text("Create tenant").await;
+    b.wait_for_text("Tenant acme is ready").await;
+    assert_eq!(b.path().await, "/tenants/acme");
+
+    // Branding editor: a logo, and the preview follows a colour change.
+    let logo = std::env::temp_dir().join(format!("tenantry-logo-{}.png", std::process::id()));
+    std::fs::write(&logo, driver::logo_png(96, [15, 118, 110])).unwrap();
+    b.find("#logo")
+        .await
+        .send_keys(logo.to_str().unwrap())
+        .await
+        .unwrap();
+    b.find("[data-preview-logo]:not([hidden])").await;
+    b.set_value("#primary_color", "#1d4ed8").await;
+    assert_eq!(
+        b.style(".cp-preview-bar", "background-color").await,
+        rgb("#1d4ed8")
+    );
+    b.set_value("#primary_color", ACME_PRIMARY).await;
+    assert_eq!(
+        b.style(".cp-preview-bar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+    b.click_text("Save branding").await;
+    b.wait_for_text("Branding saved").await;
+    std::fs::remove_file(&logo).unwrap();
+    assert!(b.text(".cp-facts").await.contains("Branding version"));
+    b.check_page_at("cp-branding", Some("#branding-h")).await;
+
+    // A custom domain, which then serves the tenant.
+    b.fill("#domain", "tasks.acme.test").await;
+    b.click_text("Add domain").await;
+    b.wait_for_text("tasks.acme.test").await;
+    assert!(b.flash().await.contains("tasks.acme.test"));
+    app.wait_for_host("tasks.acme.test").await;
+    b.goto(&app.url("tasks.acme.test", "/login")).await;
+    b.wait_for_text("Sign in to Acme Inc").await;
+
+    // Suspend (after the confirmation), see the suspended page, reactivate.
+    b.goto(&cp("/tenants/acme")).await;
+    b.click_text("Suspend acme").await;
+    let question = b.client.get_alert_text().await.unwrap();
+    assert!(question.contains("Suspend acme?"), "{question}");
+    b.client.accept_alert().await.unwrap();
+    b.wait_for_text("Reactivate acme").await;
+    assert!(b.text("h1").await.contains("Suspended"));
+    let tenant_home = app.url("acme.localhost", "/");
+    eventually(b, &tenant_home, "Workspace suspended").await;
+    assert_eq!(
+        b.style(".topbar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+    b.check_page("suspended").await;
+
+    b.goto(&cp("/tenants/acme")).await;
+    b.click_text("Reactivate acme").await;
+    b.wait_for_text("acme is active again").await;
+    assert!(b.text("h1").await.contains("Active"));
+
+    // The list, with a second tenant for company.
+    app.db
+        .create_tenant_named("globex", "Globex Corporation")
+        .await;
+    b.goto(&cp("/")).await;
+    b.wait_for_text("Globex Corporation").await;
+    assert!(b.body().await.contains("Acme Inc"));
+    b.check_page("cp-tenants").await;
+}
+
+async fn tenant_admin_works_on_the_board(app: &TestApp, b: &Browser) {
+    let acme = |path: &str| app.url("acme.localhost", path);
+    eventually(b, &acme("/login"), "Sign in to Acme Inc").await;
+
+    // Branded: the header is the tenant's colour, with its logo.
+    assert_eq!(
+        b.style(".topbar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+    assert_logo_shown(b, ".brand-logo").await;
+    assert_logo_shown(b, ".login-logo").await;
+    b.check_page("tenant-login").await;
+
+    // Keyboard only: the email field has focus, Tab moves to the password
+    // with a visible focus ring, Enter submits.
+    b.fill("#email", "admin@acme.test").await;
+    let (id, outline) = b.tab_and_focus_outline().await;
+    assert_eq!(id, "password");
+    assert!(
+        outline.starts_with("solid") && !outline.ends_with(" 0px"),
+        "focus is not visible: {outline}"
+    );
+    b.client
+        .active_element()
+        .await
+        .unwrap()
+        .send_keys(&format!("{PASSWORD}{}", fantoccini::key::Key::Enter))
+        .await
+        .unwrap();
+    b.wait_for_text("Welcome back.").await;
+    assert_eq!(b.path().await, "/");
+    assert_eq!(
+        b.style(".topbar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+    assert_logo_shown(b, ".brand-logo").await;
+    assert_eq!(
+        b.js("return document.getElementById('column-todo').textContent;")
+            .await,
+        "To do"
+    );
+    b.check_page("board-empty").await;
+
+    // Create tasks.
+    for (title, description, status) in [
+        (
+            "Draft the launch announcement",
+            "Two paragraphs and a screenshot of the board.",
+            "todo",
+        ),
+        ("Book the venue", "", "todo"),
+        (
+            "Review the pricing page",
+            "Check the annual plan discount.",
+            "doing",
+        ),
+        ("Set up the support inbox", "", "done"),
+        ("Order stickers", "", "todo"),
+    ] {
+        open_new_task(b).await;
+        b.fill("#title", title).await;
+        b.fill("#description", description).await;
+        b.select("#status", status).await;
+        b.click_text("Add task").await;
+        // The previous page said "Task created." too: wait for the card.
+        b.wait_for_text_in(&format!(".column-{status}"), title)
+            .await;
+        assert!(b.flash().await.contains("Task created."));
+    }
+
+    // Edit one.
+    b.client
+        .find(Locator::LinkText("Book the venue"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_for_text("Edit task").await;
+    b.fill("#title", "Book the venue for the launch party")
+        .await;
+    b.find("#assignee_id")
+        .await
+        .select_by_index(1)
+        .await
+        .unwrap();
+    b.click_text("Save changes").await;
+    b.wait_for_text("Task saved.").await;
+    assert!(
+        b.text(".column-todo")
+            .await
+            .contains("Book the venue for the launch party")
+    );
+
+    // Move one along.
+    card_button(b, "Draft the launch announcement", "Start").await;
+    b.wait_for_text("Moved to Doing.").await;
+    assert!(
+        b.text(".column-doing")
+            .await
+            .contains("Draft the launch announcement")
+    );
+    assert!(
+        !b.text(".column-todo")
+            .await
+            .contains("Draft the launch announcement")
+    );
+
+    // Delete one, after the confirmation page.
+    card_button(b, "Order stickers", "Delete").await;
+    b.wait_for_text("Delete this task?").await;
+    b.check_page("task-delete").await;
+    b.click_text("Delete task").await;
+    b.wait_for_text("Task deleted.").await;
+    assert!(!b.body().await.contains("Order stickers"));
+
+    // Create a member.
+    b.click_text("Users").await;
+    b.wait_for_text("Add a user").await;
+    b.fill("#email", "mia@acme.test").await;
+    b.fill("#display_name", "Mia Member").await;
+    b.fill("#password", PASSWORD).await;
+    b.select("#role", "member").await;
+    b.click_text("Add user").await;
+    b.wait_for_text("Mia Member can now sign in.").await;
+    assert!(b.text("table").await.contains("mia@acme.test"));
+    b.check_page("users").await;
+
+    // The board with work on it, and a page that does not exist.
+    b.goto(&acme("/")).await;
+    b.wait_for_text("Review the pricing page").await;
+    b.check_page("board").await;
+    b.click_text("Book the venue for the launch party").await;
+    b.wait_for_text("Edit task").await;
+    b.check_page("task-edit").await;
+    b.goto(&acme("/account")).await;
+    b.wait_for_text("Change your password").await;
+    b.check_page("account").await;
+    b.goto(&acme("/no/such/page")).await;
+    b.wait_for_text("404").await;
+    assert_eq!(
+        b.style(".topbar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+    b.check_page("404").await;
+}
+
+async fn member_sees_the_board_but_not_admin_pages(app: &TestApp, b: &Browser) {
+    let acme = |path: &str| app.url("acme.localhost", path);
+    b.goto(&acme("/")).await;
+    // A separate session: not signed in.
+    assert_eq!(b.path().await, "/login");
+    b.fill("#email", "mia@acme.test").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_text("Sign in").await;
+    b.wait_for_text("Welcome back.").await;
+    let board = b.body().await;
+    assert!(board.contains("Review the pricing page"), "{board}");
+    assert!(board.contains("Mia Member"));
+    assert!(!b.exists("a[href='/admin/users']").await);
+    b.goto(&acme("/admin/users")).await;
+    b.wait_for_text("403").await;
+    assert!(!b.body().await.contains("mia@acme.test"));
+    b.check_page("403").await;
+}
+
+async fn second_tenant_shows_only_its_own(app: &TestApp, b: &Browser) {
+    sqlx::query(
+        "UPDATE tenants SET primary_color = $1, accent_color = '#38bdf8', theme = 'dark', \
+         branding_version = branding_version + 1 WHERE slug = 'globex'",
+    )
+    .bind(GLOBEX_PRIMARY)
+    .execute(&app.db.pool)
+    .await
+    .unwrap();
+    let globex = |path: &str| app.url("globex.localhost", path);
+
+    // The registry catches up within a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        b.goto(&globex("/login")).await;
+        if b.style(".topbar", "background-color").await == rgb(GLOBEX_PRIMARY) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "globex's colour never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.js("return document.documentElement.dataset.theme;").await,
+        "dark"
+    );
+    // The readable text colour on a light primary is the dark one.
+    assert_eq!(b.style(".brand-name", "color").await, rgb("#111827"));
+    assert!(!b.exists(".brand-logo").await, "globex has no logo");
+    assert_eq!(b.text(".brand-mark").await, "GC");
+    let login = b.body().await;
+    assert!(login.contains("Sign in to Globex Corporation"));
+    assert!(!login.contains("Acme"), "{login}");
+    b.check_page("tenant-login-dark").await;
+
+    b.fill("#email", "admin@globex.test").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_text("Sign in").await;
+    b.wait_for_text("Welcome back.").await;
+    let board = b.body().await;
+    assert!(board.contains("0 tasks in Globex Corporation"), "{board}");
+    for acme_data in ["Acme", "pricing page", "Mia Member", "launch"] {
+        assert!(!board.contains(acme_data), "globex shows {acme_data:?}");
+    }
+    open_new_task(b).await;
+    b.fill("#title", "Quarterly planning").await;
+    b.fill("#description", "Agenda and owners for Q3.").await;
+    b.select("#status", "doing").await;
+    b.click_text("Add task").await;
+    b.wait_for_text("Task created.").await;
+    b.check_page("board-dark").await;
+
+    // Acme's board in the same browser is untouched and still its own.
+    b.goto(&app.url("acme.localhost", "/")).await;
+    b.wait_for_text("Review the pricing page").await;
+    assert!(!b.body().await.contains("Quarterly planning"));
+    assert_eq!(
+        b.style(".topbar", "background-color").await,
+        rgb(ACME_PRIMARY)
+    );
+}
+
+/// Loads `url` until its page says `text` (changes reach the registry
+/// within a second).
+async fn eventually(b: &Browser, url: &str, text: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        b.goto(url).await;
+        if b.body().await.contains(text) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{url} never said {text:?}:\n{}",
+            b.body().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn assert_logo_shown(b: &Browser, css: &str) {
+    let script = format!(
+        "const img = document.querySelector({}); \
+         return img && img.complete && img.naturalWidth > 0 && img.getBoundingClientRect().width > 0;",
+        serde_json::json!(css)
+    );
+    for _ in 0..50 {
+        if b.js(&script).await == serde_json::json!(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the logo {css} is not shown on {}", b.path().await);
+}
+
+/// Opens the board's "New task" disclosure (closed once there are tasks),
+/// as a person would: by its summary.
+async fn open_new_task(b: &Browser) {
+    if b.js("return document.querySelector('details.new-task').open;")
+        .await
+        != serde_json::json!(true)
+    {
+        b.find("details.new-task > summary")
+            .await
+            .click()
+            .await
+            .unwrap();
+    }
+    assert!(b.find("#title").await.is_displayed().await.unwrap());
+}
+
+/// Clicks the button or link `label` on the board card titled `title`.
+async fn card_button(b: &Browser, title: &str, label: &str) {
+    let xpath = format!(
+        "//li[contains(@class,'task-card')][.//a[normalize-space(.)='{title}']]\
+         //*[self::button or self::a][normalize-space(.)='{label}']"
+    );
+    b.client
+        .find(Locator::XPath(&xpath))
+        .await
+        .unwrap_or_else(|e| panic!("no {label:?} on the card {title:?}: {e}"))
+        .click()
+        .await
+        .unwrap();
+}
