@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnection, PgPool};
+use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Executor};
 
 use super::db::{self, begin_sql};
@@ -194,6 +194,9 @@ pub fn new_schema_ledger_sql(schema: &SchemaName, migrator: &Migrator) -> String
     )
 }
 
+/// How long a rollout connection serves before it is replaced.
+const RECYCLE_AFTER: Duration = Duration::from_secs(2);
+
 /// What happened to one tenant in a rollout.
 #[derive(Debug)]
 pub enum Outcome {
@@ -235,6 +238,13 @@ pub async fn rollout(
     .fetch_all(pool)
     .await?;
 
+    // A connection of its own for each job, replaced every few hundred
+    // tenants: a backend that has touched thousands of schemas carries a
+    // catalogue cache so large that each further DDL statement slows down.
+    let pool = &PgPoolOptions::new()
+        .max_connections(jobs.max(1) as u32)
+        .max_lifetime(RECYCLE_AFTER)
+        .connect_lazy_with(pool.connect_options().as_ref().clone());
     let mut summary = Summary {
         skipped: usize::try_from(total)
             .unwrap_or(0)
