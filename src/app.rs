@@ -44,7 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(state.pool.clone()))
         .route("/static/{*path}", get(static_files::serve))
-        .fallback(move |req: Request| dispatch.clone().dispatch(req));
+        .fallback(move |req: Request| dispatch.clone().dispatch(req))
+        .layer(middleware::from_fn(security::limit_headers));
 
     let trust_proxy = state.site.trust_proxy;
     security::add_headers(router)
@@ -52,11 +53,12 @@ pub fn router(state: AppState) -> Router {
             security::https_hardening(trust_proxy, req, next)
         }))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
+        // Whatever fails outside a site (a timeout) is still a page.
+        .layer(middleware::from_fn(errors::error_pages))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
@@ -74,8 +76,8 @@ pub const SESSION_LIFETIME: time::Duration = time::Duration::days(14);
 
 /// What each site's router gets, innermost first: a panic becomes a 500;
 /// sessions in the site's own table; flash messages; the CSRF cookie and
-/// token; an Origin check for unsafe methods; and every error response
-/// becomes the site's branded error page.
+/// token; an Origin check for unsafe methods; the request body limit (413);
+/// and every error response becomes the site's branded error page.
 fn site_layers(router: Router, state: &AppState) -> Router {
     let sessions = SessionManagerLayer::new(SiteSessionStore::new(state.pool.clone()))
         .with_name("tenantry_session")
@@ -93,6 +95,8 @@ fn site_layers(router: Router, state: &AppState) -> Router {
             csrf::provide_token(key.clone(), req, next)
         }))
         .layer(CsrfLayer::new())
+        // Inside the error pages, so a 413 is the site's page too.
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(errors::error_pages))
 }
 

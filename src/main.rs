@@ -1,17 +1,14 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// glibc's allocator raises its mmap threshold each time a large block is
-/// freed, so the 19 MiB an argon2 hash needs would stay in the heap of
-/// whichever thread hashed last, for good. A fixed threshold hands such
-/// blocks back to the kernel when freed; two arenas are plenty for a
-/// two-worker runtime. Together they keep the server's memory small.
+/// Two malloc arenas are plenty for a two-worker runtime and keep the
+/// server's memory small (glibc makes up to eight per core otherwise). Large
+/// blocks such as argon2's are handled in `password.rs`.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before any
     // other thread exists.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
 }

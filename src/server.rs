@@ -48,11 +48,13 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
 }
 
 async fn warn_if_no_super_admin(db: &Database) {
-    let count: Result<i64, _> =
-        crate::tenancy::db::query_scalar("SELECT count(*) FROM public.super_admins")
-            .fetch_one(&db.pool)
-            .await;
-    if let Ok(0) = count {
+    let count = async {
+        let mut tx = crate::tenancy::db::begin_public(&db.pool).await?;
+        crate::tenancy::db::query_scalar::<i64>("SELECT count(*) FROM public.super_admins")
+            .fetch_one(&mut *tx)
+            .await
+    };
+    if let Ok(0) = count.await {
         tracing::warn!(
             "no super-admin exists yet; create one with: \
              echo 'a-long-password' | tenantry superadmin create --email you@example.com --password-stdin"

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use crate::config::SiteConfig;
 use crate::tenancy::TenantRegistry;
 use crate::web::csrf::CsrfKey;
+use crate::web::throttle::LoginThrottle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -15,6 +16,8 @@ pub struct AppState {
     pub registry: Arc<TenantRegistry>,
     pub site: Arc<SiteConfig>,
     pub csrf: CsrfKey,
+    /// Failed sign-ins, per site and client address and per account.
+    pub throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -29,6 +32,7 @@ impl AppState {
             registry,
             site: Arc::new(site),
             csrf,
+            throttle: Arc::default(),
         })
     }
 

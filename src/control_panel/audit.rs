@@ -125,7 +125,7 @@ const SELECT: &str = "
 
 /// The newest entries (about `tenant` if given), older than `before` if given.
 pub async fn newest(
-    pool: &sqlx::PgPool,
+    conn: &mut sqlx::PgConnection,
     tenant: Option<&str>,
     before: Option<i64>,
     limit: i64,
@@ -134,7 +134,7 @@ pub async fn newest(
         .bind(tenant)
         .bind(before)
         .bind(limit)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await
 }
 
@@ -178,7 +178,8 @@ pub async fn page(
 ) -> Result<AuditPage, AppError> {
     // Only a valid slug can filter; anything else shows everything.
     let tenant = q.tenant.filter(|t| crate::tenancy::Slug::parse(t).is_ok());
-    let mut rows = newest(&state.pool, tenant.as_deref(), q.before, PAGE_SIZE + 1).await?;
+    let mut tx = db::begin_public(&state.pool).await?;
+    let mut rows = newest(&mut tx, tenant.as_deref(), q.before, PAGE_SIZE + 1).await?;
     let older = if rows.len() as i64 > PAGE_SIZE {
         rows.truncate(PAGE_SIZE as usize);
         rows.last().map(|r| r.id)

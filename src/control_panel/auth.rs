@@ -3,7 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -13,6 +13,7 @@ use crate::password;
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::db;
+use crate::web::throttle::{self, Attempt};
 use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash, auth};
 
 /// The command that creates the first super-admin, shown on first run.
@@ -20,7 +21,11 @@ pub const CREATE_COMMAND: &str =
     "echo 'a-long-password' | tenantry superadmin create --email you@example.com --password-stdin";
 
 /// Failed logins for one email within [`THROTTLE_MINUTES`] before further
-/// attempts are refused.
+/// attempts are refused, counted from the audit log. This is on top of the
+/// in-memory [`throttle`] both sites use (per address and per account, per
+/// instance): the audit log is shared by every instance and survives a
+/// restart, so a super-admin account (the keys to every tenant) gets a
+/// cluster-wide limit too.
 pub const MAX_FAILURES: i64 = 10;
 pub const THROTTLE_MINUTES: i32 = 15;
 
@@ -31,14 +36,15 @@ pub struct LoginPage {
     flash: IncomingFlash,
     csrf: String,
     email: String,
-    error: Option<&'static str>,
+    error: Option<String>,
     /// No super-admin exists yet: the page explains how to create one.
     first_run: Option<&'static str>,
 }
 
 async fn first_run(state: &AppState) -> Result<Option<&'static str>, AppError> {
+    let mut tx = db::begin_public(&state.pool).await?;
     let any: bool = db::query_scalar("SELECT EXISTS (SELECT 1 FROM public.super_admins)")
-        .fetch_one(&state.pool)
+        .fetch_one(&mut *tx)
         .await?;
     Ok((!any).then_some(CREATE_COMMAND))
 }
@@ -86,8 +92,13 @@ pub async fn login(
     // Who the audit log names: the email as stored when it is one.
     let who = email.clone().unwrap_or_else(|| typed.clone());
 
-    // Too many recent failures for this email: refuse without checking, so
-    // guessing a password online is slow (the audit log is the counter).
+    // Too many recent failures from this address or for this account (this
+    // instance's count), or for this email across every instance (the audit
+    // log's): refuse without checking, so guessing a password online is slow.
+    let attempt = Attempt::new("control-panel", addr.as_deref().unwrap_or("unknown"), &who);
+    // Reads in a transaction: behind a transaction-mode PgBouncer, an
+    // unnamed statement must be parsed and run on one server connection.
+    let mut tx = db::begin_public(&state.pool).await?;
     let recent_failures: i64 = db::query_scalar(
         "SELECT count(*) FROM public.audit_log
           WHERE at > now() - make_interval(mins => $2) AND action = $3 AND actor = $1",
@@ -95,21 +106,32 @@ pub async fn login(
     .bind(&who)
     .bind(THROTTLE_MINUTES)
     .bind(audit::LOGIN_FAILED)
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
-    if recent_failures >= MAX_FAILURES {
-        tracing::warn!(email = %who, "control-panel login throttled");
+    let refused = match state.throttle.check(&attempt) {
+        Err(wait) => Some(wait),
+        Ok(()) if recent_failures >= MAX_FAILURES => Some(std::time::Duration::from_secs(
+            u64::try_from(THROTTLE_MINUTES).unwrap_or(15) * 60,
+        )),
+        Ok(()) => None,
+    };
+    if let Some(wait) = refused {
+        tracing::warn!(email = %who, ?addr, "control-panel login throttled");
+        let (message, retry_after) = throttle::refusal(wait);
         let page = LoginPage {
             chrome: chrome(),
             flash: IncomingFlash::default(),
             csrf: csrf.0,
             email: typed,
-            error: Some(
-                "Too many failed attempts for this account. Wait 15 minutes, then try again.",
-            ),
+            error: Some(message),
             first_run: None,
         };
-        return Ok((StatusCode::TOO_MANY_REQUESTS, page).into_response());
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            page,
+        )
+            .into_response());
     }
 
     let account: Option<(i64, String)> = match &email {
@@ -118,24 +140,25 @@ pub async fn login(
                 "SELECT id, password_hash FROM public.super_admins WHERE lower(email) = $1",
             )
             .bind(email)
-            .fetch_optional(&state.pool)
+            .fetch_optional(&mut *tx)
             .await?
         }
         None => None,
     };
     // An unknown account (or an absurd password) still costs one hash, so
     // timing does not tell which emails exist.
-    let attempt = if form.password.len() > password::MAX_LENGTH {
+    let given = if form.password.len() > password::MAX_LENGTH {
         String::new()
     } else {
         form.password
     };
-    let ok = password::verify(attempt, account.as_ref().map(|(_, h)| h.clone())).await;
+    let ok = password::verify(given, account.as_ref().map(|(_, h)| h.clone())).await;
     // The transaction starts after hashing, so no connection waits on argon2.
     let mut db = PublicDb::begin(&state.pool).await?;
 
     match account {
         Some((id, _)) if ok => {
+            state.throttle.record_success(&attempt);
             auth::sign_in(&session, id).await?;
             db::query("UPDATE public.super_admins SET last_login_at = now() WHERE id = $1")
                 .bind(id)
@@ -147,6 +170,7 @@ pub async fn login(
             Ok(Redirect::to("/").into_response())
         }
         _ => {
+            state.throttle.record_failure(&attempt);
             let detail = if account.is_some() {
                 "wrong password"
             } else {
@@ -168,7 +192,7 @@ pub async fn login(
                 flash: IncomingFlash::default(),
                 csrf: csrf.0,
                 email: typed,
-                error: Some("That email and password do not match a super-admin account."),
+                error: Some("That email and password do not match a super-admin account.".into()),
                 first_run: first_run(&state).await?,
             };
             Ok((StatusCode::UNAUTHORIZED, page).into_response())

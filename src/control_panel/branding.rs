@@ -266,10 +266,11 @@ pub async fn logo(
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {
     let slug = parse_slug(&slug)?;
+    let mut tx = db::begin_public(&state.pool).await?;
     let row: Option<(Option<Vec<u8>>, Option<String>)> =
         db::query_as("SELECT logo, logo_content_type FROM public.tenants WHERE slug = $1")
             .bind(slug.as_str())
-            .fetch_optional(&state.pool)
+            .fetch_optional(&mut *tx)
             .await?;
     let Some((Some(bytes), Some(content_type))) = row else {
         return Err(AppError::NotFound);

@@ -14,10 +14,8 @@ pub mod branding;
 pub mod domains;
 pub mod tenants;
 
-use std::net::SocketAddr;
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -27,6 +25,7 @@ use crate::state::AppState;
 use crate::tenancy::Site;
 use crate::tenancy::db;
 use crate::web::Chrome;
+pub use crate::web::client::{ClientAddr, client_addr};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -103,12 +102,15 @@ impl FromRequestParts<AppState> for Admin {
                 .into_response());
             }
         };
-        let email: Option<String> =
+        let email: Option<String> = async {
+            let mut tx = db::begin_public(&state.pool).await?;
             db::query_scalar("SELECT email FROM public.super_admins WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&state.pool)
+                .fetch_optional(&mut *tx)
                 .await
-                .map_err(|e| crate::web::AppError::from(e).into_response())?;
+        }
+        .await
+        .map_err(|e| crate::web::AppError::from(e).into_response())?;
         let Some(email) = email else {
             // The account is gone: its session means nothing any more.
             let _ = crate::web::auth::sign_out(&session).await;
@@ -120,40 +122,6 @@ impl FromRequestParts<AppState> for Admin {
             addr: client_addr(parts, state.site.trust_proxy),
         })
     }
-}
-
-/// The client's address (see [`client_addr`]) as an extractor.
-pub struct ClientAddr(pub Option<String>);
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<ClientAddr, Self::Rejection> {
-        Ok(ClientAddr(client_addr(parts, state.site.trust_proxy)))
-    }
-}
-
-/// The client's address: the first `X-Forwarded-For` hop behind a trusted
-/// proxy, else the peer address when the server records it.
-pub fn client_addr(parts: &Parts, trust_proxy: bool) -> Option<String> {
-    if trust_proxy
-        && let Some(forwarded) = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty() && v.len() <= 64)
-    {
-        return Some(forwarded.to_owned());
-    }
-    parts
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
 }
 
 /// The port the control panel was reached on (from `Host`), so links to a

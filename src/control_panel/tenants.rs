@@ -113,12 +113,13 @@ pub async fn list(
 ) -> Result<ListPage, AppError> {
     let q: String = query.q.trim().chars().take(100).collect();
     let pattern = (!q.is_empty()).then(|| like_pattern(&q));
+    let mut tx = db::begin_public(&state.pool).await?;
     let total: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
         "SELECT count(*) FROM public.tenants t WHERE {LIST_WHERE}"
     )))
     .persistent(db::prepared_statements())
     .bind(&pattern)
-    .fetch_one(&state.pool)
+    .fetch_one(&mut *tx)
     .await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     let page = query
@@ -140,7 +141,7 @@ pub async fn list(
     .bind(&pattern)
     .bind(PAGE_SIZE)
     .bind((page - 1) * PAGE_SIZE)
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
     Ok(ListPage {
         chrome: chrome(),
@@ -233,7 +234,7 @@ pub async fn create(
         )
         .bind(slug.as_str())
         .bind(provision::default_domain(slug, &root))
-        .fetch_one(&state.pool)
+        .fetch_one(&mut *db::begin_public(&state.pool).await?)
         .await?;
         if slug_taken {
             errors.add(
@@ -376,7 +377,10 @@ impl TenantRow {
     }
 }
 
-pub async fn load_tenant(pool: &sqlx::PgPool, slug: &Slug) -> Result<TenantRow, AppError> {
+pub async fn load_tenant(
+    conn: &mut sqlx::PgConnection,
+    slug: &Slug,
+) -> Result<TenantRow, AppError> {
     db::query_as(
         "SELECT id, slug, schema_name, display_name, status, primary_color, accent_color, theme,
                 logo_content_type, octet_length(logo) AS logo_bytes, logo_sha256,
@@ -385,7 +389,7 @@ pub async fn load_tenant(pool: &sqlx::PgPool, slug: &Slug) -> Result<TenantRow, 
            FROM public.tenants WHERE slug = $1",
     )
     .bind(slug.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await?
     .ok_or(AppError::NotFound)
 }
@@ -507,15 +511,16 @@ pub async fn detail_page(
     flash: IncomingFlash,
     forms: DetailForms,
 ) -> Result<DetailPage, AppError> {
-    let t = load_tenant(&state.pool, slug).await?;
+    let mut tx = db::begin_public(&state.pool).await?;
+    let t = load_tenant(&mut tx, slug).await?;
     let domains: Vec<DomainRow> = db::query_as(
         "SELECT domain, is_default FROM public.tenant_domains
           WHERE tenant_id = $1 ORDER BY is_default DESC, domain",
     )
     .bind(t.id)
-    .fetch_all(&state.pool)
+    .fetch_all(&mut *tx)
     .await?;
-    let recent = audit::newest(&state.pool, Some(slug.as_str()), None, 8).await?;
+    let recent = audit::newest(&mut tx, Some(slug.as_str()), None, 8).await?;
     let branding = forms.branding.unwrap_or_else(|| BrandingValues {
         display_name: t.display_name.clone(),
         primary_color: t.primary_color.clone(),

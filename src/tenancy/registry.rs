@@ -223,7 +223,7 @@ impl TenantRegistry {
     pub async fn reload_all(&self) -> Result<(), sqlx::Error> {
         let rows: Vec<TenantRow> = db::query_as(SELECT_TENANTS)
             .bind(None::<i64>)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *db::begin_public(&self.pool).await?)
             .await?;
         let mut maps = Maps::default();
         for tenant in rows.into_iter().filter_map(tenant_from_row) {
@@ -239,7 +239,7 @@ impl TenantRegistry {
     pub async fn reload_one(&self, id: i64) -> Result<(), sqlx::Error> {
         let row: Option<TenantRow> = db::query_as(SELECT_TENANTS)
             .bind(Some(id))
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *db::begin_public(&self.pool).await?)
             .await?;
         let mut maps = self.maps.write().expect("registry lock poisoned");
         match row.and_then(tenant_from_row) {

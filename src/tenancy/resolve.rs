@@ -78,7 +78,13 @@ fn request_host(req: &Request, trust_proxy: bool) -> Option<String> {
     if trust_proxy && let Some(host) = header_str("x-forwarded-host") {
         return Some(host);
     }
-    if let Some(host) = headers.get(header::HOST) {
+    // RFC 9112 §3.2: more than one Host is a bad request (two could be read
+    // differently by a proxy in front and by us).
+    let mut hosts = headers.get_all(header::HOST).iter();
+    if let Some(host) = hosts.next() {
+        if hosts.next().is_some() {
+            return None;
+        }
         return host.to_str().ok().map(str::to_owned);
     }
     req.uri().authority().map(|a| a.as_str().to_owned())

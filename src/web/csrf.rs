@@ -31,16 +31,18 @@ impl CsrfKey {
     pub async fn load_or_create(pool: &PgPool) -> Result<CsrfKey, sqlx::Error> {
         let mut fresh = vec![0u8; 32];
         getrandom::fill(&mut fresh).map_err(|e| sqlx::Error::Protocol(e.to_string()))?;
+        let mut tx = db::begin_public(pool).await?;
         db::query(
             "INSERT INTO public.app_secrets (name, value) VALUES ('csrf', $1) ON CONFLICT DO NOTHING",
         )
         .bind(&fresh)
-        .execute(pool)
+        .execute(&mut *tx)
         .await?;
         let key: Vec<u8> =
             db::query_scalar("SELECT value FROM public.app_secrets WHERE name = 'csrf'")
-                .fetch_one(pool)
+                .fetch_one(&mut *tx)
                 .await?;
+        tx.commit().await?;
         Ok(CsrfKey(Arc::new(key)))
     }
 

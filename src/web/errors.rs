@@ -90,6 +90,8 @@ fn describe(status: StatusCode, site: Option<&Site>) -> (&'static str, String) {
         405 => ("Method not allowed", "This address does not accept that kind of request.".into()),
         408 => ("Request timeout", "The request took too long. Please try again.".into()),
         413 => ("Too large", "What you sent is larger than this site accepts.".into()),
+        429 => ("Too many requests", "Too many attempts in a short time. Wait a little, then try again.".into()),
+        431 => ("Too large", "The request's headers are larger than this site accepts. Clearing this site's cookies may help.".into()),
         _ if status.is_client_error() => (
             "Invalid request",
             "What was sent could not be accepted. Go back, check the form and try again.".into(),

@@ -11,7 +11,9 @@ use serde::de::DeserializeOwned;
 use super::csrf::CsrfToken;
 
 /// A urlencoded form whose `csrf_token` field was checked: a missing or wrong
-/// token is a 403, a body that is not a valid form a 400, too large a 413.
+/// token is a 403, a body that is not a valid form a 400 (text that is not
+/// UTF-8, raw or percent-encoded, included: it is refused rather than
+/// silently turned into U+FFFD), too large a 413.
 pub struct CsrfForm<T>(pub T);
 
 #[derive(Debug)]
@@ -46,8 +48,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
                 FormRejection::Malformed(e.body_text())
             }
         })?;
+        if std::str::from_utf8(&body).is_err() {
+            return Err(FormRejection::Malformed("body is not UTF-8".into()));
+        }
         let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
             .map_err(|e| FormRejection::Malformed(e.to_string()))?;
+        // Percent-decoding is lossy: bytes that are not UTF-8 become U+FFFD.
+        if fields
+            .iter()
+            .any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'))
+        {
+            return Err(FormRejection::Malformed("a field is not UTF-8".into()));
+        }
         let mut tokens = fields.iter().filter(|(k, _)| k == "csrf_token");
         let valid = match (expected, tokens.next(), tokens.next()) {
             (Some(expected), Some((_, token)), None) => expected.matches(token),

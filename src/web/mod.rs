@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod chrome;
+pub mod client;
 pub mod csrf;
 pub mod errors;
 pub mod flash;

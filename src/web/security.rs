@@ -1,4 +1,5 @@
-//! Security headers on every response.
+//! Security headers on every response, https hardening behind a trusted
+//! proxy, and limits on request headers.
 
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, header};
@@ -69,4 +70,32 @@ pub async fn https_hardening(
         );
     }
     response
+}
+
+/// The longest single request header accepted (as nginx and Apache do).
+pub const MAX_HEADER_BYTES: usize = 8 * 1024;
+/// The most header bytes (names and values) one request may carry.
+pub const MAX_HEADERS_TOTAL: usize = 32 * 1024;
+
+/// Middleware: a request whose headers are too large is refused with 431
+/// and a plain error page before any work is done for it. (hyper bounds what
+/// it buffers for a request head at about 400 KiB and answers 431 itself
+/// above that; this is the tighter limit of the application.)
+pub async fn limit_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut total = 0;
+    for (name, value) in req.headers() {
+        let size = name.as_str().len() + value.len();
+        total += size;
+        if value.len() > MAX_HEADER_BYTES || total > MAX_HEADERS_TOTAL {
+            tracing::info!(header = name.as_str(), size, "request headers too large");
+            return super::errors::error_page(
+                axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                None,
+            );
+        }
+    }
+    next.run(req).await
 }

@@ -109,6 +109,18 @@ pub fn human_wait(wait: Duration) -> String {
     }
 }
 
+/// What a refused sign-in shows, and its `Retry-After` (whole seconds).
+pub fn refusal(wait: Duration) -> (String, u64) {
+    let secs = wait.as_secs().max(1);
+    (
+        format!(
+            "Too many failed sign-in attempts. Try again in {}.",
+            human_wait(wait)
+        ),
+        secs,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
@@ -11,6 +11,8 @@ use tower_sessions::Session;
 use crate::state::AppState;
 use crate::tenancy::{Site, TenantDb};
 use crate::web::auth::{sign_in, sign_out};
+use crate::web::client::ClientAddr;
+use crate::web::throttle::{self, Attempt};
 use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash};
 
 #[derive(Template, WebTemplate)]
@@ -20,7 +22,7 @@ struct LoginPage {
     flash: IncomingFlash,
     csrf: String,
     email: String,
-    error: Option<&'static str>,
+    error: Option<String>,
 }
 
 pub async fn login_form(site: Site, csrf: CsrfToken, flash: IncomingFlash) -> impl IntoResponse {
@@ -50,12 +52,41 @@ pub async fn login(
     site: Site,
     csrf: CsrfToken,
     session: Session,
+    ClientAddr(addr): ClientAddr,
     CsrfForm(form): CsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
     let Site::Tenant(tenant) = &site else {
         return Err(AppError::NotFound);
     };
     let email = form.email.trim().to_lowercase();
+    let page = |csrf: CsrfToken, error: String| LoginPage {
+        chrome: Chrome::for_site(&site),
+        flash: IncomingFlash(None),
+        csrf: csrf.0,
+        email: form.email.trim().chars().take(254).collect(),
+        error: Some(error),
+    };
+    // Too many recent failures from this address or for this account on
+    // this workspace: refuse before looking anything up.
+    let attempt = Attempt::new(
+        tenant.schema.as_str(),
+        addr.as_deref().unwrap_or("unknown"),
+        &email,
+    );
+    if let Err(wait) = state.throttle.check(&attempt) {
+        let (message, retry_after) = throttle::refusal(wait);
+        tracing::warn!(
+            tenant = tenant.schema.as_str(),
+            ?addr,
+            "workspace login throttled"
+        );
+        return Ok((
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            page(csrf, message),
+        )
+            .into_response());
+    }
     let found: Option<(i64, String, bool)> = if email.is_empty() || email.len() > 254 {
         None
     } else {
@@ -74,18 +105,13 @@ pub async fn login(
     let ok = crate::password::verify(form.password, stored).await;
     match user_id {
         Some(id) if ok && active => {
+            state.throttle.record_success(&attempt);
             sign_in(&session, id).await?;
             Ok((Flash::success("Welcome back."), Redirect::to("/")).into_response())
         }
         _ => {
-            let page = LoginPage {
-                chrome: Chrome::for_site(&site),
-                flash: IncomingFlash(None),
-                csrf: csrf.0,
-                email: form.email.trim().chars().take(254).collect(),
-                error: Some(BAD_LOGIN),
-            };
-            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+            state.throttle.record_failure(&attempt);
+            Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_LOGIN.into())).into_response())
         }
     }
 }

@@ -329,7 +329,7 @@ async fn repeated_failures_throttle_logins_for_that_email() {
             .text()
             .await
             .unwrap()
-            .contains("Too many failed attempts")
+            .contains("Too many failed sign-in attempts. Try again in 15 minutes.")
     );
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
     // Failures older than the window no longer count.

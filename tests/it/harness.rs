@@ -151,7 +151,7 @@ impl TestDb {
 }
 
 /// The admin password's hash, computed once (argon2 is slow on purpose).
-async fn admin_hash() -> String {
+pub async fn admin_hash() -> String {
     static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     HASH.get_or_init(|| async { tenantry::password::hash(PASSWORD.into()).await.unwrap() })
         .await
@@ -183,13 +183,34 @@ impl TestApp {
         pool_size: u32,
         make_router: impl FnOnce(AppState) -> axum::Router,
     ) -> TestApp {
-        let pool = db.pool_of(pool_size);
+        let options = AppOptions {
+            pool_size,
+            ..AppOptions::default()
+        };
+        Self::start_custom(db, options, make_router).await
+    }
+
+    /// The application's own router, started with `options`.
+    pub async fn start_opts(db: TestDb, options: AppOptions) -> TestApp {
+        Self::start_custom(db, options, tenantry::app::router).await
+    }
+
+    pub async fn start_custom(
+        db: TestDb,
+        options: AppOptions,
+        make_router: impl FnOnce(AppState) -> axum::Router,
+    ) -> TestApp {
+        let pool = match &options.database_url {
+            Some(url) => tenantry::database::pool(url, options.pool_size).unwrap(),
+            None => db.pool_of(options.pool_size),
+        };
+        // The registry LISTENs on the direct connection.
         let registry = TenantRegistry::start(pool.clone(), &db.url, ROOT)
             .await
             .expect("registry");
         let site = SiteConfig {
             base_domain: ROOT.into(),
-            trust_proxy: false,
+            trust_proxy: options.trust_proxy,
         };
         let state = AppState::new(pool, registry.clone(), site).await.unwrap();
         let router = make_router(state);
@@ -228,6 +249,27 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         panic!("{host} never appeared in the registry");
+    }
+}
+
+/// How a [`TestApp`] is started.
+pub struct AppOptions {
+    /// Connections in the app's pool.
+    pub pool_size: u32,
+    /// Where the app's pool connects (e.g. through PgBouncer); the test
+    /// database's own URL when `None`. The registry always uses the latter.
+    pub database_url: Option<String>,
+    /// As `TENANTRY_TRUST_PROXY`.
+    pub trust_proxy: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> AppOptions {
+        AppOptions {
+            pool_size: 8,
+            database_url: None,
+            trust_proxy: false,
+        }
     }
 }
 

@@ -3,9 +3,14 @@
 
 mod harness;
 
+mod abuse;
+mod battery;
+
 mod cli;
+mod concurrency;
 mod control_panel;
 mod faults;
+mod hostile;
 mod isolation;
 mod migrations;
 mod properties;

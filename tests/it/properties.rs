@@ -107,3 +107,81 @@ proptest! {
         }
     }
 }
+
+/// What the task form reads (as the handlers declare their forms).
+#[derive(serde::Deserialize, Debug)]
+#[allow(dead_code)]
+struct AnyTaskForm {
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    status: String,
+}
+
+/// Runs the CSRF-checked form extractor on `body`, with `token` as the
+/// request's expected token: `Ok(fields)` or the rejection's status.
+fn extract_form(body: Vec<u8>, token: &str) -> Result<AnyTaskForm, u16> {
+    use axum::extract::FromRequest;
+    use axum::response::IntoResponse;
+    use tenantry::web::{CsrfForm, CsrfToken};
+    let mut request = axum::http::Request::post("/tasks")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    request.extensions_mut().insert(CsrfToken(token.to_owned()));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime
+        .block_on(CsrfForm::<AnyTaskForm>::from_request(request, &()))
+        .map(|CsrfForm(form)| form)
+        .map_err(|rejection| rejection.into_response().status().as_u16())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// Any bytes at all: a form, or a 400/403, never a panic; what gets
+    /// through had the one right token and is valid UTF-8 with no U+FFFD.
+    #[test]
+    fn form_bodies_are_a_form_or_a_clean_refusal(
+        body in proptest::collection::vec(any::<u8>(), 0..300),
+        with_token in any::<bool>(),
+    ) {
+        let mut body = body;
+        if with_token {
+            body.extend_from_slice(b"&csrf_token=tok3n");
+        }
+        match extract_form(body.clone(), "tok3n") {
+            Ok(form) => {
+                prop_assert!(with_token);
+                for field in [&form.title, &form.description, &form.status] {
+                    prop_assert!(!field.contains(char::REPLACEMENT_CHARACTER), "lossy text let through");
+                }
+            }
+            Err(status) => prop_assert!([400, 403].contains(&status), "{status}"),
+        }
+    }
+
+    /// Printable text in any field survives the form round trip unchanged
+    /// (U+FFFD aside: it is what lossy decoding leaves, so it is refused).
+    #[test]
+    fn form_fields_round_trip(
+        title in "[^\\p{C}\\x{FFFD}]{0,100}",
+        description in "[^\\p{C}\\x{FFFD}]{0,100}",
+    ) {
+        let body = serde_urlencoded::to_string([
+            ("title", title.as_str()),
+            ("description", description.as_str()),
+            ("csrf_token", "tok3n"),
+        ])
+        .unwrap();
+        let form = extract_form(body.into_bytes(), "tok3n");
+        prop_assert!(form.is_ok(), "{form:?}");
+        let form = form.unwrap();
+        prop_assert_eq!(form.title, title);
+        prop_assert_eq!(form.description, description);
+    }
+}

@@ -4,6 +4,8 @@
 #[path = "../it/harness.rs"]
 mod harness;
 
+#[path = "../it/battery.rs"]
+mod battery;
 mod bouncer;
 
 use std::time::Duration;
@@ -11,7 +13,11 @@ use std::time::Duration;
 use tenantry::tenancy::TenantRegistry;
 
 use crate::bouncer::PgBouncer;
-use crate::harness::{ROOT, TestDb};
+use reqwest::StatusCode;
+use reqwest::multipart::Form;
+
+use crate::battery::Spec;
+use crate::harness::{AppOptions, PASSWORD, ROOT, TestApp, TestDb, csrf_for};
 
 #[tokio::test]
 async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
@@ -41,5 +47,99 @@ async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
     }
     assert_eq!(registry.len(), 2);
     assert!(db.schema_exists("t_acme").await && db.schema_exists("t_globex").await);
+    drop(bouncer);
+}
+
+/// Issue 5, part 2: the isolation battery with two app instances sharing
+/// one transaction-mode PgBouncer (4 server connections for both), each
+/// request sent to either instance at random; then a branding change made
+/// through one instance is served by the other within a second (its
+/// registry LISTENs on the direct connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolation_battery_through_pgbouncer_with_two_instances() {
+    if !bouncer::available() {
+        return;
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("warn")
+        .try_init();
+    tenantry::tenancy::db::use_prepared_statements(false);
+    let spec = Spec {
+        tenants: 100,
+        users_per_tenant: 2,
+        requests: std::env::var("BATTERY_REQUESTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+        concurrency: 64,
+        seed: 0xb0_0c3e,
+    };
+    let db = TestDb::new().await;
+    battery::provision(&db, &spec).await;
+    db.create_super_admin("root@panel.test").await;
+    let bouncer = PgBouncer::start(&db.url);
+    let through = bouncer.url_for(&db.url);
+    let instance = || {
+        let db = TestDb {
+            url: db.url.clone(),
+            pool: db.pool.clone(),
+        };
+        let options = AppOptions {
+            pool_size: 4,
+            database_url: Some(through.clone()),
+            trust_proxy: false,
+        };
+        TestApp::start_opts(db, options)
+    };
+    let (one, two) = (instance().await, instance().await);
+
+    let report = battery::run(&db, &[one.addr.port(), two.addr.port()], spec).await;
+    battery::assert_clean(&report, &spec);
+
+    // Rebrand a tenant through instance one's control panel...
+    let panel = one.client();
+    let token = csrf_for(&panel, &one.url(ROOT, "/login")).await;
+    let response = panel
+        .post(one.url(ROOT, "/login"))
+        .form(&[
+            ("email", "root@panel.test"),
+            ("password", PASSWORD),
+            ("csrf_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let form = Form::new()
+        .text("csrf_token", token)
+        .text("display_name", "Rebranded Seven")
+        .text("primary_color", "#123456")
+        .text("accent_color", "#0ea5e9")
+        .text("theme", "dark");
+    let host = format!("{}.{ROOT}", battery::slug(7));
+    let browser = two.client();
+    let response = panel
+        .post(one.url(ROOT, &format!("/tenants/{}/branding", battery::slug(7))))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    // ...and instance two serves it within a second.
+    let seen = battery::within(Duration::from_secs(1), async || {
+        let page = browser.get(two.url(&host, "/login")).send().await.unwrap();
+        let css = browser
+            .get(two.url(&host, "/theme.css"))
+            .send()
+            .await
+            .unwrap();
+        page.text().await.unwrap().contains("Rebranded Seven")
+            && css.text().await.unwrap().contains("#123456")
+    })
+    .await;
+    assert!(
+        seen.is_some(),
+        "instance two did not serve the new branding within 1 s"
+    );
     drop(bouncer);
 }
