@@ -2,17 +2,19 @@
 # Benchmark of the logged-in task board, as the Django comparison measures it:
 # wrk -t2 -c16 against GET / with a signed-in session.
 #
-#   bench/board.sh [TENANTS_PRESENT] [ACTIVE_TENANTS] [DURATION]
+#   bench/board.sh [TENANTS_PRESENT] ["ACTIVE_TENANTS …"] [DURATION]
 #
 # Starts a fresh managed cluster and `tenantry serve` (release build) in a
 # temporary directory, seeds TENANTS_PRESENT tenants (default 10), signs in to
-# ACTIVE_TENANTS of them (default 1) with 20 tasks each, then runs wrk, which
-# spreads its requests over the active tenants. Prints req/s, latency
-# percentiles and the server's resident memory.
+# the largest ACTIVE_TENANTS count of them (default "1") with 20 tasks each,
+# then, for each ACTIVE_TENANTS count, runs wrk spreading its requests over
+# that many tenants. Prints req/s, latency percentiles and the server's
+# resident memory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 present=${1:-10}
-active=${2:-1}
+actives=${2:-1}
+active=$(echo $actives | tr ' ' '\n' | sort -n | tail -1)
 duration=${3:-20s}
 port=18080
 work=$(mktemp -d /tmp/tenantry-bench-XXXXXX)
@@ -58,9 +60,10 @@ done
 cat >> "$lua" <<'LUA'
 }
 local n = 0
+local active = tonumber(os.getenv("ACTIVE"))
 request = function()
   n = n + 1
-  local s = sessions[(n % #sessions) + 1]
+  local s = sessions[(n % active) + 1]
   return wrk.format("GET", "/", { ["Host"] = s.host, ["Cookie"] = s.cookie })
 end
 LUA
@@ -68,7 +71,12 @@ LUA
 check=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: seed-00000.localhost" \
     -H "Cookie: $(grep -o 'tenantry_session=[^"]*' "$lua" | head -1)" "http://127.0.0.1:$port/")
 [ "$check" = 200 ] || { echo "the board answered $check, not 200" >&2; exit 1; }
+echo "page size: $(curl -s -H "Host: seed-00000.localhost" \
+    -H "Cookie: $(grep -o 'tenantry_session=[^"]*' "$lua" | head -1)" "http://127.0.0.1:$port/" | wc -c) bytes"
 
-echo "== board: $present tenants present, $active signed in, wrk -t2 -c16 -d$duration"
-wrk -t2 -c16 -d"$duration" --latency -s "$lua" "http://127.0.0.1:$port/" | grep -E "Requests/sec|Latency|50%|90%|99%|requests in|Non-2xx"
+for a in $actives; do
+    echo "== board: $present tenants present, requests spread over $a, wrk -t2 -c16 -d$duration"
+    ACTIVE=$a wrk -t2 -c16 -d"$duration" --latency -s "$lua" "http://127.0.0.1:$port/" \
+        | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx"
+done
 echo "server RSS: $(( $(ps -o rss= -p "$server") / 1024 )) MiB"

@@ -70,6 +70,9 @@ pub struct ErrorPage {
     pub status: u16,
     pub title: &'static str,
     pub message: String,
+    /// Whether a link to the start page helps (on a suspended workspace it
+    /// would only lead back here).
+    pub home_link: bool,
 }
 
 /// Title and explanation shown for a status.
@@ -117,11 +120,13 @@ pub fn error_page(status: StatusCode, site: Option<&Site>) -> Response {
         },
     };
     let (title, message) = describe(status, site);
+    let suspended = matches!(site, Some(Site::Tenant(t)) if t.is_suspended());
     let page = ErrorPage {
         chrome,
         status: status.as_u16(),
         title,
         message,
+        home_link: !(suspended && status == StatusCode::FORBIDDEN),
     };
     let body = page.render().unwrap_or_else(|e| {
         tracing::error!(error = %e, "error page failed to render");

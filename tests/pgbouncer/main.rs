@@ -60,9 +60,7 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     if !bouncer::available() {
         return;
     }
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("warn")
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
     tenantry::tenancy::db::use_prepared_statements(false);
     let spec = Spec {
         tenants: 100,
