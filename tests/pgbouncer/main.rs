@@ -68,7 +68,7 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
         requests: std::env::var("BATTERY_REQUESTS")
             .ok()
             .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000),
+            .unwrap_or(20_000),
         concurrency: 64,
         seed: 0xb0_0c3e,
     };
