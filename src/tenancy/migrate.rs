@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use sqlx::migrate::{MigrateError, Migrator};
-use sqlx::postgres::{PgConnection, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, Executor};
 
 use super::db::{self, begin_sql};
@@ -141,62 +141,6 @@ pub async fn apply_tenant_migrations(
     Ok(count)
 }
 
-/// Sets up a schema created moments ago in this same transaction (see
-/// `provision::begin`): its ledger and every migration. An empty schema has
-/// nothing to lock or check, so this takes one round trip per migration
-/// (the migration and its ledger row travel together) instead of the
-/// general path's handful. `conn`'s search path must be the new schema.
-pub async fn migrate_new_schema(
-    conn: &mut PgConnection,
-    migrator: &Migrator,
-) -> Result<usize, TenantMigrateError> {
-    let mut count = 0;
-    for migration in migrator.iter() {
-        if !migration.migration_type.is_up_migration() {
-            continue;
-        }
-        if migration.no_tx {
-            return Err(TenantMigrateError::NoTransaction(migration.version));
-        }
-        // Every value here comes from the migration files compiled into the
-        // binary, none from a request; the description is quoted all the same.
-        let ledger_row = format!(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES ({}, '{}', true, '\\x{}', 0)",
-            migration.version,
-            migration.description.replace('\'', "''"),
-            migration
-                .checksum
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>(),
-        );
-        let script = format!("{}\n;\n{ledger_row}", migration.sql.as_str());
-        conn.execute(AssertSqlSafe(script))
-            .await
-            .map_err(|source| TenantMigrateError::Migration {
-                version: migration.version,
-                description: migration.description.to_string(),
-                source,
-            })?;
-        count += 1;
-    }
-    Ok(count)
-}
-
-/// The statements that create a tenant's ledger and record, in the
-/// catalogue, the version the new schema is about to reach.
-pub fn new_schema_ledger_sql(schema: &SchemaName, migrator: &Migrator) -> String {
-    format!(
-        "{LEDGER_DDL};\nUPDATE public.tenants SET schema_version = {} WHERE schema_name = '{}'",
-        latest_version(migrator),
-        schema.as_str()
-    )
-}
-
-/// How long a rollout connection serves before it is replaced.
-const RECYCLE_AFTER: Duration = Duration::from_secs(2);
-
 /// What happened to one tenant in a rollout.
 #[derive(Debug)]
 pub enum Outcome {
@@ -238,13 +182,6 @@ pub async fn rollout(
     .fetch_all(pool)
     .await?;
 
-    // A connection of its own for each job, replaced every few hundred
-    // tenants: a backend that has touched thousands of schemas carries a
-    // catalogue cache so large that each further DDL statement slows down.
-    let pool = &PgPoolOptions::new()
-        .max_connections(jobs.max(1) as u32)
-        .max_lifetime(RECYCLE_AFTER)
-        .connect_lazy_with(pool.connect_options().as_ref().clone());
     let mut summary = Summary {
         skipped: usize::try_from(total)
             .unwrap_or(0)

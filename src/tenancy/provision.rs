@@ -10,7 +10,7 @@ use sqlx::{AssertSqlSafe, Executor, Postgres, Transaction};
 
 use super::branding::Color;
 use super::db;
-use super::migrate::{TenantMigrateError, migrate_new_schema, new_schema_ledger_sql};
+use super::migrate::{TenantMigrateError, apply_tenant_migrations};
 use super::registry::TenantStatus;
 use super::schema::{SchemaName, Slug};
 
@@ -81,33 +81,37 @@ pub async fn begin(
     let domain = default_domain(&new.slug, root_domain);
     let mut tx = db::begin_public(pool).await?;
 
-    // The catalogue row and its default domain, in one statement.
     let tenant_id: i64 = db::query_scalar(
-        "WITH tenant AS (
-             INSERT INTO public.tenants (slug, schema_name, display_name, primary_color, accent_color)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id)
-         INSERT INTO public.tenant_domains (domain, tenant_id, is_default)
-         SELECT $6, id, true FROM tenant RETURNING tenant_id",
+        "INSERT INTO public.tenants (slug, schema_name, display_name, primary_color, accent_color)
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
     )
     .bind(new.slug.as_str())
     .bind(schema.as_str())
     .bind(&new.display_name)
     .bind(new.primary_color.to_string())
     .bind(new.accent_color.to_string())
-    .bind(&domain)
     .fetch_one(&mut *tx)
     .await
-    .map_err(|e| match unique_violation(&e).as_deref() {
-        Some("tenant_domains_pkey") => ProvisionError::DomainTaken(domain.clone()),
+    .map_err(|e| match unique_violation(&e) {
         Some(_) => ProvisionError::SlugTaken(new.slug.to_string()),
         None => e.into(),
     })?;
 
-    // The schema, pinned for the rest of the transaction, with its ledger.
+    db::query(
+        "INSERT INTO public.tenant_domains (domain, tenant_id, is_default) VALUES ($1, $2, true)",
+    )
+    .bind(&domain)
+    .bind(tenant_id)
+    .execute(&mut *tx)
+    .await
+    .map_err(|e| match unique_violation(&e) {
+        Some(_) => ProvisionError::DomainTaken(domain.clone()),
+        None => e.into(),
+    })?;
+
     let create = format!(
-        "CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted}; {ledger}",
-        quoted = schema.quoted(),
-        ledger = new_schema_ledger_sql(&schema, migrator),
+        "CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted}",
+        quoted = schema.quoted()
     );
     tx.execute(AssertSqlSafe(create)).await.map_err(|e| {
         match e.as_database_error().and_then(|d| d.code()) {
@@ -117,7 +121,7 @@ pub async fn begin(
     })?;
 
     pause_for_tests("after-schema").await;
-    migrate_new_schema(&mut tx, migrator).await?;
+    apply_tenant_migrations(&mut tx, &schema, migrator).await?;
 
     Ok(Provisioning {
         tx,
