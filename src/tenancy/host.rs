@@ -7,13 +7,19 @@ pub fn normalize_host(raw: &str) -> Option<String> {
     if raw.is_empty() || raw.len() > 260 {
         return None;
     }
+    let is_port = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
     let host = if let Some(rest) = raw.strip_prefix('[') {
         // IPv6 literal: keep the brackets, drop the port.
         let end = rest.find(']')?;
+        let after = &rest[end + 1..];
+        if !after.is_empty() && !after.strip_prefix(':').is_some_and(is_port) {
+            return None;
+        }
         &raw[..end + 2]
     } else {
         match raw.rsplit_once(':') {
-            Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
+            // A name has no colon of its own; only the port follows one.
+            Some((host, port)) if is_port(port) && !host.contains(':') => host,
             Some(_) => return None,
             None => raw,
         }
@@ -93,6 +99,9 @@ mod tests {
         assert_eq!(normalize_host("[::1]:8080").as_deref(), Some("[::1]"));
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host("a:b"), None);
+        assert_eq!(normalize_host("::"), None);
+        assert_eq!(normalize_host("a:"), None);
+        assert_eq!(normalize_host("[::1]x"), None);
         assert_eq!(normalize_host("bücher.de"), None);
         assert_eq!(normalize_host(&"a".repeat(8192)), None);
     }
