@@ -58,8 +58,36 @@ pub struct ServeConfig {
     #[arg(long, env = "TENANTRY_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "TENANTRY_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a keep-alive connection may sit idle before it is closed.
+    #[arg(long, env = "TENANTRY_IDLE_TIMEOUT_SECS", default_value_t = 60)]
+    pub idle_timeout_secs: u64,
+
+    /// Connections open at once; further ones wait to be accepted.
+    #[arg(long, env = "TENANTRY_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+
+    /// Seconds requests in flight get to finish on shutdown (SIGTERM).
+    #[arg(long, env = "TENANTRY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
     #[command(flatten)]
     pub site: SiteConfig,
+}
+
+impl ServeConfig {
+    pub fn connection_limits(&self) -> crate::http_server::ConnectionLimits {
+        use std::time::Duration;
+        crate::http_server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_timeout_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            max_connections: self.max_connections.max(1),
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        }
+    }
 }
 
 /// What the router needs to know about the outside world.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod control_panel;
 pub mod database;
 pub mod devdb;
+pub mod http_server;
 pub mod onboarding;
 pub mod password;
 pub mod server;

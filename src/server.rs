@@ -1,7 +1,6 @@
 //! `tenantry serve`: the web server, with a graceful shutdown that also stops
 //! the managed database when we started it.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -37,13 +36,13 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
         config.bind
     );
     // With the peer address recorded, so the audit log can name the client.
-    let app = crate::app::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    tracing::info!("shutting down");
+    let app = crate::app::router(state);
+    crate::http_server::serve(listener, app, config.connection_limits(), shutdown_signal()).await?;
+    tracing::info!("requests finished; closing the database pool");
     db.pool.close().await;
+    // Stops the managed cluster when we started it.
     drop(db);
+    tracing::info!("shut down");
     Ok(())
 }
 
@@ -70,4 +69,5 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term.recv() => {},
     }
+    tracing::info!("shutdown signal received");
 }

@@ -216,10 +216,12 @@ impl TestApp {
         let router = make_router(state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        // Served as `tenantry serve` serves it: peer addresses, limits.
+        let limits = options.limits;
         tokio::spawn(async move {
-            // With the peer address, as `tenantry serve` runs it.
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, service).await.unwrap();
+            tenantry::http_server::serve(listener, router, limits, std::future::pending())
+                .await
+                .unwrap();
         });
         TestApp { addr, db, registry }
     }
@@ -261,6 +263,8 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     /// As `TENANTRY_TRUST_PROXY`.
     pub trust_proxy: bool,
+    /// Timeouts and the connection bound, as `tenantry serve` settings.
+    pub limits: tenantry::http_server::ConnectionLimits,
 }
 
 impl Default for AppOptions {
@@ -269,6 +273,7 @@ impl Default for AppOptions {
             pool_size: 8,
             database_url: None,
             trust_proxy: false,
+            limits: Default::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod battery;
 
 mod cli;
 mod concurrency;
+mod connections;
 mod control_panel;
 mod faults;
 mod hostile;
