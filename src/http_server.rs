@@ -145,10 +145,9 @@ async fn serve_connection(
     });
     let mut conn = pin!(builder.serve_connection_with_upgrades(io, service));
     let mut closing = false;
-    let mut tick = tokio::time::interval(idle_timeout.clamp(
-        Duration::from_millis(100),
-        Duration::from_secs(1),
-    ));
+    let mut tick = tokio::time::interval(
+        idle_timeout.clamp(Duration::from_millis(100), Duration::from_secs(1)),
+    );
     loop {
         tokio::select! {
             result = conn.as_mut() => {

@@ -8,6 +8,7 @@ pub mod control_panel;
 pub mod database;
 pub mod devdb;
 pub mod http_server;
+pub mod jobs;
 pub mod onboarding;
 pub mod password;
 pub mod server;

@@ -1,8 +1,6 @@
 //! `tenantry serve`: the web server, with a graceful shutdown that also stops
 //! the managed database when we started it.
 
-use std::time::Duration;
-
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
@@ -10,7 +8,6 @@ use crate::config::{DbConfig, ServeConfig};
 use crate::database::Database;
 use crate::state::AppState;
 use crate::tenancy::TenantRegistry;
-use crate::tenancy::sessions::sweep_expired;
 
 pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     let db = Database::open(db_config, db_config.db_pool_size).await?;
@@ -21,11 +18,7 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     tracing::info!(tenants = registry.len(), "tenant registry loaded");
     warn_if_no_super_admin(&db).await;
 
-    tokio::spawn(sweep_expired(
-        db.pool.clone(),
-        registry.clone(),
-        Duration::from_secs(15 * 60),
-    ));
+    let jobs = crate::jobs::serve_jobs(db.pool.clone(), registry.clone());
     let state = AppState::new(db.pool.clone(), registry, config.site.clone()).await?;
     let listener = TcpListener::bind(config.bind)
         .await
@@ -38,6 +31,7 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     // With the peer address recorded, so the audit log can name the client.
     let app = crate::app::router(state);
     crate::http_server::serve(listener, app, config.connection_limits(), shutdown_signal()).await?;
+    jobs.shutdown().await;
     tracing::info!("requests finished; closing the database pool");
     db.pool.close().await;
     // Stops the managed cluster when we started it.

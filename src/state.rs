@@ -8,7 +8,6 @@ use sqlx::PgPool;
 use crate::config::SiteConfig;
 use crate::tenancy::TenantRegistry;
 use crate::web::csrf::CsrfKey;
-use crate::web::throttle::LoginThrottle;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -16,8 +15,6 @@ pub struct AppState {
     pub registry: Arc<TenantRegistry>,
     pub site: Arc<SiteConfig>,
     pub csrf: CsrfKey,
-    /// Failed sign-ins, per site and client address and per account.
-    pub throttle: Arc<LoginThrottle>,
 }
 
 impl AppState {
@@ -32,7 +29,6 @@ impl AppState {
             registry,
             site: Arc::new(site),
             csrf,
-            throttle: Arc::default(),
         })
     }
 

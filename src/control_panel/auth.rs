@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -13,21 +13,13 @@ use crate::password;
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::db;
+use crate::web::auth::NextQuery;
 use crate::web::throttle::{self, Attempt};
 use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash, auth};
 
 /// The command that creates the first super-admin, shown on first run.
 pub const CREATE_COMMAND: &str =
     "echo 'a-long-password' | tenantry superadmin create --email you@example.com --password-stdin";
-
-/// Failed logins for one email within [`THROTTLE_MINUTES`] before further
-/// attempts are refused, counted from the audit log. This is on top of the
-/// in-memory [`throttle`] both sites use (per address and per account, per
-/// instance): the audit log is shared by every instance and survives a
-/// restart, so a super-admin account (the keys to every tenant) gets a
-/// cluster-wide limit too.
-pub const MAX_FAILURES: i64 = 10;
-pub const THROTTLE_MINUTES: i32 = 15;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "control_panel/login.html")]
@@ -39,6 +31,8 @@ pub struct LoginPage {
     error: Option<String>,
     /// No super-admin exists yet: the page explains how to create one.
     first_run: Option<&'static str>,
+    /// Where to go after signing in (a same-site path), kept in the form.
+    next: String,
 }
 
 async fn first_run(state: &AppState) -> Result<Option<&'static str>, AppError> {
@@ -55,9 +49,10 @@ pub async fn login_page(
     session: Session,
     csrf: CsrfToken,
     flash: IncomingFlash,
+    Query(query): Query<NextQuery>,
 ) -> Result<Response, AppError> {
     if auth::signed_in(&session).await?.is_some() {
-        return Ok(Redirect::to("/").into_response());
+        return Ok(Redirect::to(&auth::after_sign_in(&query.next)).into_response());
     }
     Ok(LoginPage {
         chrome: chrome(),
@@ -66,6 +61,7 @@ pub async fn login_page(
         email: String::new(),
         error: None,
         first_run: first_run(&state).await?,
+        next: auth::safe_next(&query.next).unwrap_or_default(),
     }
     .into_response())
 }
@@ -76,9 +72,11 @@ pub struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
-/// `POST /login`: 303 to `/` on success; otherwise the form again with 401
+/// `POST /login`: 303 to `next` (a same-site path) or `/` on success; otherwise the form again with 401
 /// and one message that does not say which of the two was wrong.
 pub async fn login(
     State(state): State<AppState>,
@@ -92,50 +90,36 @@ pub async fn login(
     // Who the audit log names: the email as stored when it is one.
     let who = email.clone().unwrap_or_else(|| typed.clone());
 
-    // Too many recent failures from this address or for this account (this
-    // instance's count), or for this email across every instance (the audit
-    // log's): refuse without checking, so guessing a password online is slow.
-    let attempt = Attempt::new("control-panel", addr.as_deref().unwrap_or("unknown"), &who);
-    // Reads in a transaction: behind a transaction-mode PgBouncer, an
-    // unnamed statement must be parsed and run on one server connection.
-    let mut tx = db::begin_public(&state.pool).await?;
-    let recent_failures: i64 = db::query_scalar(
-        "SELECT count(*) FROM public.audit_log
-          WHERE at > now() - make_interval(mins => $2) AND action = $3 AND actor = $1",
-    )
-    .bind(&who)
-    .bind(THROTTLE_MINUTES)
-    .bind(audit::LOGIN_FAILED)
-    .fetch_one(&mut *tx)
-    .await?;
-    let refused = match state.throttle.check(&attempt) {
-        Err(wait) => Some(wait),
-        Ok(()) if recent_failures >= MAX_FAILURES => Some(std::time::Duration::from_secs(
-            u64::try_from(THROTTLE_MINUTES).unwrap_or(15) * 60,
-        )),
-        Ok(()) => None,
+    let next = auth::safe_next(&form.next).unwrap_or_default();
+    let page = |csrf: CsrfToken, error: String, first_run: Option<&'static str>| LoginPage {
+        chrome: chrome(),
+        flash: IncomingFlash::default(),
+        csrf: csrf.0,
+        email: typed.clone(),
+        error: Some(error),
+        first_run,
+        next: next.clone(),
     };
-    if let Some(wait) = refused {
-        tracing::warn!(email = %who, ?addr, "control-panel login throttled");
+
+    // Still waiting out the delay of earlier failures for this account from
+    // this address (shared by every instance): refuse without checking.
+    let attempt = Attempt::new("control-panel", addr.as_deref(), &who);
+    if let Err(wait) = throttle::admit(&state.pool, &attempt).await? {
+        tracing::warn!(email = %who, ?addr, "control-panel sign-in throttled");
         let (message, retry_after) = throttle::refusal(wait);
-        let page = LoginPage {
-            chrome: chrome(),
-            flash: IncomingFlash::default(),
-            csrf: csrf.0,
-            email: typed,
-            error: Some(message),
-            first_run: None,
-        };
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry_after.to_string())],
-            page,
+            page(csrf, message, None),
         )
             .into_response());
     }
 
+    // The account is read in a transaction of its own that ends before the
+    // hash: no connection waits on argon2.
     let account: Option<(i64, String)> = match &email {
         Some(email) => {
+            let mut tx = db::begin_public(&state.pool).await?;
             db::query_as(
                 "SELECT id, password_hash FROM public.super_admins WHERE lower(email) = $1",
             )
@@ -153,13 +137,12 @@ pub async fn login(
         form.password
     };
     let ok = password::verify(given, account.as_ref().map(|(_, h)| h.clone())).await;
-    // The transaction starts after hashing, so no connection waits on argon2.
-    let mut db = PublicDb::begin(&state.pool).await?;
 
     match account {
         Some((id, _)) if ok => {
-            state.throttle.record_success(&attempt);
+            throttle::succeeded(&state.pool, &attempt).await?;
             auth::sign_in(&session, id).await?;
+            let mut db = PublicDb::begin(&state.pool).await?;
             db::query("UPDATE public.super_admins SET last_login_at = now() WHERE id = $1")
                 .bind(id)
                 .execute(db.conn())
@@ -167,15 +150,15 @@ pub async fn login(
             let email = email.unwrap_or_default();
             audit::record(db.conn(), &email, addr.as_deref(), audit::LOGIN, None, "").await?;
             db.commit().await?;
-            Ok(Redirect::to("/").into_response())
+            Ok(Redirect::to(&auth::after_sign_in(&next)).into_response())
         }
         _ => {
-            state.throttle.record_failure(&attempt);
             let detail = if account.is_some() {
                 "wrong password"
             } else {
                 "unknown email"
             };
+            let mut db = PublicDb::begin(&state.pool).await?;
             audit::record(
                 db.conn(),
                 &who,
@@ -187,15 +170,13 @@ pub async fn login(
             .await?;
             db.commit().await?;
             tracing::info!(email = %who, "failed control-panel login");
-            let page = LoginPage {
-                chrome: chrome(),
-                flash: IncomingFlash::default(),
-                csrf: csrf.0,
-                email: typed,
-                error: Some("That email and password do not match a super-admin account.".into()),
-                first_run: first_run(&state).await?,
-            };
-            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+            let message = "That email and password do not match a super-admin account.";
+            let first_run = first_run(&state).await?;
+            Ok((
+                StatusCode::UNAUTHORIZED,
+                page(csrf, message.into(), first_run),
+            )
+                .into_response())
         }
     }
 }

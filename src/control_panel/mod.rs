@@ -88,7 +88,8 @@ impl FromRequestParts<AppState> for Admin {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Response> {
-        let to_login = || Redirect::to("/login").into_response();
+        let location = crate::web::auth::sign_in_location(&parts.method, &parts.uri);
+        let to_login = || Redirect::to(&location).into_response();
         let session = Session::from_request_parts(parts, state)
             .await
             .map_err(IntoResponse::into_response)?;

@@ -714,13 +714,21 @@ pub async fn delete(
         );
         return invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
     }
-    let mut db = PublicDb::begin(&state.pool).await?;
-    let users: Option<i32> =
+    let users: Option<i32> = {
+        let mut db = PublicDb::begin(&state.pool).await?;
         db::query_scalar("SELECT user_count FROM public.tenants WHERE slug = $1")
             .bind(slug.as_str())
             .fetch_optional(db.conn())
-            .await?;
-    if !provision::delete_in(db.conn(), slug.as_str()).await? {
+            .await?
+    };
+    // Out of routing on every instance first, then the schema goes (see
+    // provision::delete); the audit entry commits with the drop.
+    if !provision::mark_deleting(&state.pool, slug.as_str()).await? {
+        return Err(AppError::NotFound);
+    }
+    tokio::time::sleep(provision::ROUTING_GRACE).await;
+    let mut db = PublicDb::begin(&state.pool).await?;
+    if !provision::finish_delete_in(db.conn(), slug.as_str()).await? {
         return Err(AppError::NotFound);
     }
     let detail = format!(

@@ -178,6 +178,22 @@ impl TenantDb {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
+
+    /// Commits what this transaction did so far, runs `work` holding no
+    /// connection (a password hash: tens of milliseconds in which a pooled
+    /// connection would serve nobody), then goes on in a new transaction
+    /// on the same tenant. What was read before is not locked any more:
+    /// writes that depend on it must check again (or use constraints).
+    pub async fn without_connection<T>(
+        self,
+        pool: &PgPool,
+        work: impl Future<Output = T>,
+    ) -> Result<(TenantDb, T), sqlx::Error> {
+        let tenant = self.tenant.clone();
+        self.tx.commit().await?;
+        let done = work.await;
+        Ok((TenantDb::begin(pool, tenant).await?, done))
+    }
 }
 
 /// A transaction with the default search path, for the shared catalogue.

@@ -131,33 +131,90 @@ pub async fn begin(
     })
 }
 
+/// How long every instance gets to stop routing a tenant marked for
+/// deletion before its schema is dropped. The registry follows catalogue
+/// changes within milliseconds (`LISTEN/NOTIFY`); the contract allows one
+/// second, and this is a little more.
+pub const ROUTING_GRACE: std::time::Duration = std::time::Duration::from_millis(1200);
+
 /// Deletes a tenant: its catalogue row, its domains and its schema with all
-/// its data, in one transaction. Returns false if there was no such tenant.
+/// its data. Returns false if there was no such tenant.
+///
+/// In two steps, so that no request meets a half-dropped schema: the tenant
+/// is first marked `deleting` (committed, so every instance takes it out of
+/// routing), then after [`ROUTING_GRACE`] the row and the schema go in one
+/// transaction. A crash in between leaves a `deleting` tenant that is served
+/// nowhere; running the deletion again (or the background sweep) finishes it.
 pub async fn delete(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
-    let mut tx = db::begin_public(pool).await?;
-    if !delete_in(&mut tx, slug).await? {
+    if !mark_deleting(pool, slug).await? {
         return Ok(false);
     }
+    tokio::time::sleep(ROUTING_GRACE).await;
+    let mut tx = db::begin_public(pool).await?;
+    finish_delete_in(&mut tx, slug).await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// [`delete`] inside a transaction the caller owns and commits (so it can
-/// add its own rows, such as an audit entry, to the same transaction).
-pub async fn delete_in(conn: &mut PgConnection, slug: &str) -> Result<bool, sqlx::Error> {
-    let schema: Option<String> =
-        db::query_scalar("DELETE FROM public.tenants WHERE slug = $1 RETURNING schema_name")
-            .bind(slug)
-            .fetch_optional(&mut *conn)
-            .await?;
+/// Step one of [`delete`]: marks the tenant `deleting` and commits. Returns
+/// false if there was no such tenant.
+pub async fn mark_deleting(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
+    let mut tx = db::begin_public(pool).await?;
+    let done = db::query(
+        "UPDATE public.tenants SET status = 'deleting', updated_at = now() WHERE slug = $1",
+    )
+    .bind(slug)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Step two of [`delete`], inside a transaction the caller owns and commits
+/// (so it can add its own rows, such as an audit entry): drops the catalogue
+/// row, the domains and the schema of a tenant marked `deleting`. Returns
+/// false if there was no such tenant.
+pub async fn finish_delete_in(conn: &mut PgConnection, slug: &str) -> Result<bool, sqlx::Error> {
+    let schema: Option<String> = db::query_scalar(
+        "DELETE FROM public.tenants WHERE slug = $1 AND status = 'deleting' RETURNING schema_name",
+    )
+    .bind(slug)
+    .fetch_optional(&mut *conn)
+    .await?;
     let Some(schema) = schema else {
         return Ok(false);
     };
     if let Some(schema) = SchemaName::from_stored(&schema) {
+        // Requests that were already inside the schema finish first; one
+        // stuck for longer than this fails the deletion, to be retried.
+        conn.execute("SET LOCAL lock_timeout = '10s'").await?;
         let drop = format!("DROP SCHEMA IF EXISTS {} CASCADE", schema.quoted());
         conn.execute(AssertSqlSafe(drop)).await?;
     }
     Ok(true)
+}
+
+/// Finishes deletions left half-done (marked `deleting` over a minute ago,
+/// by a process that died before dropping the schema). Returns the slugs.
+pub async fn finish_stale_deletions(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    let stale: Vec<String> = {
+        let mut tx = db::begin_public(pool).await?;
+        db::query_scalar(
+            "SELECT slug FROM public.tenants
+              WHERE status = 'deleting' AND updated_at < now() - interval '1 minute'",
+        )
+        .fetch_all(&mut *tx)
+        .await?
+    };
+    let mut finished = Vec::new();
+    for slug in stale {
+        let mut tx = db::begin_public(pool).await?;
+        if finish_delete_in(&mut tx, &slug).await? {
+            tx.commit().await?;
+            finished.push(slug);
+        }
+    }
+    Ok(finished)
 }
 
 /// Suspends or reactivates a tenant. Returns false if there was no such tenant.
@@ -166,12 +223,14 @@ pub async fn set_status(
     slug: &str,
     status: TenantStatus,
 ) -> Result<bool, sqlx::Error> {
-    let done =
-        db::query("UPDATE public.tenants SET status = $1, updated_at = now() WHERE slug = $2")
-            .bind(status.as_str())
-            .bind(slug)
-            .execute(conn)
-            .await?;
+    let done = db::query(
+        "UPDATE public.tenants SET status = $1, updated_at = now()
+              WHERE slug = $2 AND status <> 'deleting'",
+    )
+    .bind(status.as_str())
+    .bind(slug)
+    .execute(conn)
+    .await?;
     Ok(done.rows_affected() == 1)
 }
 

@@ -98,7 +98,9 @@ const SELECT_TENANTS: &str = "
                     FILTER (WHERE d.domain IS NOT NULL), '{}') AS domains
       FROM public.tenants t
       LEFT JOIN public.tenant_domains d ON d.tenant_id = t.id
-     WHERE $1::bigint IS NULL OR t.id = $1
+     WHERE ($1::bigint IS NULL OR t.id = $1)
+       -- A tenant being deleted is served nowhere (see provision::delete).
+       AND t.status <> 'deleting'
      GROUP BY t.id";
 
 type TenantRow = (
@@ -256,6 +258,13 @@ impl TenantRegistry {
         }
         let maps = self.maps.read().expect("registry lock poisoned");
         maps.by_domain.get(host).cloned().map(Site::Tenant)
+    }
+
+    /// Whether the tenant with this id is still served (not deleted, not
+    /// being deleted).
+    pub fn is_served(&self, id: i64) -> bool {
+        let maps = self.maps.read().expect("registry lock poisoned");
+        maps.by_id.contains_key(&id)
     }
 
     pub fn by_slug(&self, slug: &str) -> Option<Arc<Tenant>> {

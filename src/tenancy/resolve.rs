@@ -57,11 +57,27 @@ impl SiteDispatch {
             Site::Tenant(_) => self.tenant_app,
         };
         req.extensions_mut().insert(site.clone());
-        let response = with_site(site, router.oneshot(req)).await;
-        match response {
+        let response = match with_site(site.clone(), router.oneshot(req)).await {
             Ok(response) => response,
             Err(never) => match never {},
+        };
+        // The tenant was deleted while this request was being served (its
+        // schema may have vanished under it): answer as for any unknown
+        // host, never with a 5xx.
+        if let Site::Tenant(tenant) = &site {
+            let status = response.status();
+            if (status.is_server_error() || status == StatusCode::NOT_FOUND)
+                && !self.registry.is_served(tenant.id)
+            {
+                tracing::info!(
+                    tenant = tenant.slug,
+                    %status,
+                    "tenant deleted during the request; answered as gone"
+                );
+                return (self.unknown_host)(StatusCode::NOT_FOUND);
+            }
         }
+        response
     }
 }
 

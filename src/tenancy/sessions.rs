@@ -7,8 +7,6 @@
 //! A store call with no site in scope (say, a `Session` moved into a spawned
 //! task) is an error, never a silent default.
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
 use sqlx::{AssertSqlSafe, Executor, Postgres, Transaction};
@@ -199,45 +197,35 @@ pub async fn end_sessions_of(
     Ok(done.rows_affected())
 }
 
-/// Deletes expired sessions now and then: the control panel's, then every
-/// tenant's, a batch of schemas per round trip on a single connection.
+/// Deletes expired sessions of the control panel and of every tenant the
+/// registry serves, a hundred schemas per round trip. Returns how many
+/// sessions went.
 pub async fn sweep_expired(
-    pool: PgPool,
-    registry: std::sync::Arc<TenantRegistry>,
-    every: Duration,
-) {
+    pool: &PgPool,
+    registry: &TenantRegistry,
+) -> std::result::Result<u64, sqlx::Error> {
     const BATCH: usize = 100;
-    let mut interval = tokio::time::interval(every);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        interval.tick().await;
-        let started = std::time::Instant::now();
-        let result = async {
-            let mut conn = pool.acquire().await?;
-            conn.execute("DELETE FROM public.cp_sessions WHERE expiry_date <= now()")
-                .await?;
-            for batch in registry.schemas().chunks(BATCH) {
-                let sql: String = batch
-                    .iter()
-                    .map(|s| {
-                        format!(
-                            "DELETE FROM {}.sessions WHERE expiry_date <= now();",
-                            s.quoted()
-                        )
-                    })
-                    .collect();
-                // A schema dropped since the registry was read fails its
-                // batch; the next sweep will not list it.
-                if let Err(e) = conn.execute(AssertSqlSafe(sql)).await {
-                    tracing::debug!(error = %e, "session sweep batch failed");
-                }
-            }
-            Ok::<_, sqlx::Error>(())
-        }
-        .await;
-        match result {
-            Ok(()) => tracing::debug!(took = ?started.elapsed(), "expired sessions swept"),
-            Err(e) => tracing::warn!(error = %e, "session sweep failed"),
+    let mut conn = pool.acquire().await?;
+    let mut removed = conn
+        .execute("DELETE FROM public.cp_sessions WHERE expiry_date <= now()")
+        .await?
+        .rows_affected();
+    for batch in registry.schemas().chunks(BATCH) {
+        let sql: String = batch
+            .iter()
+            .map(|s| {
+                format!(
+                    "DELETE FROM {}.sessions WHERE expiry_date <= now();",
+                    s.quoted()
+                )
+            })
+            .collect();
+        // A schema dropped since the registry was read fails its batch; the
+        // next sweep will not list it.
+        match conn.execute(AssertSqlSafe(sql)).await {
+            Ok(done) => removed += done.rows_affected(),
+            Err(e) => tracing::debug!(error = %e, "session sweep batch failed"),
         }
     }
+    Ok(removed)
 }

@@ -27,3 +27,76 @@ pub async fn signed_in(session: &Session) -> Result<Option<i64>, tower_sessions:
 pub async fn sign_out(session: &Session) -> Result<(), tower_sessions::session::Error> {
     session.flush().await
 }
+
+/// Where to go after signing in: `next` when it is a path on this site (no
+/// scheme, no host, not `//` or `/\`, which browsers read as another host),
+/// else `/`.
+pub fn after_sign_in(next: &str) -> String {
+    safe_next(next).unwrap_or_else(|| "/".to_owned())
+}
+
+/// `next` if it is a same-site path.
+pub fn safe_next(next: &str) -> Option<String> {
+    let next = next.trim();
+    let same_site = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && next.len() <= 2048
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    same_site.then(|| next.to_owned())
+}
+
+/// The sign-in page, remembering a page that was asked for with `GET` so
+/// that signing in returns there (`/` needs no reminder).
+pub fn sign_in_location(method: &axum::http::Method, uri: &axum::http::Uri) -> String {
+    let wanted = uri.path_and_query().map_or("/", |p| p.as_str());
+    if method != axum::http::Method::GET || wanted == "/" || safe_next(wanted).is_none() {
+        return "/login".to_owned();
+    }
+    let query = serde_urlencoded::to_string([("next", wanted)]).unwrap_or_default();
+    format!("/login?{query}")
+}
+
+/// `?next=` of the sign-in page.
+#[derive(serde::Deserialize, Default)]
+pub struct NextQuery {
+    #[serde(default)]
+    pub next: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_same_site_paths_are_followed() {
+        assert_eq!(after_sign_in("/tasks/42"), "/tasks/42");
+        assert_eq!(after_sign_in("/tasks?x=1&y=2"), "/tasks?x=1&y=2");
+        for bad in [
+            "",
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "evil.example",
+            "javascript:alert(1)",
+            "/a\r\nSet-Cookie: x=1",
+            " //evil.example",
+            "/\t/evil.example",
+        ] {
+            assert_eq!(after_sign_in(bad), "/", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_sign_in_page_remembers_gets_only() {
+        let uri: axum::http::Uri = "/tasks/42?tab=a".parse().unwrap();
+        assert_eq!(
+            sign_in_location(&axum::http::Method::GET, &uri),
+            "/login?next=%2Ftasks%2F42%3Ftab%3Da"
+        );
+        assert_eq!(sign_in_location(&axum::http::Method::POST, &uri), "/login");
+        let root: axum::http::Uri = "/".parse().unwrap();
+        assert_eq!(sign_in_location(&axum::http::Method::GET, &root), "/login");
+    }
+}

@@ -2,9 +2,11 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use sqlx::PgPool;
 
 use super::member::{Member, Nav};
 use crate::password;
@@ -70,6 +72,7 @@ pub struct PasswordForm {
 /// session of the user.
 pub async fn change_password(
     site: Site,
+    State(pool): State<PgPool>,
     mut member: Member,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<PasswordForm>,
@@ -81,15 +84,27 @@ pub async fn change_password(
         .bind(member.user.id)
         .fetch_one(db.conn())
         .await?;
-    if !password::verify(form.current_password, Some(stored)).await {
+    let new_ok = errors.check("new_password", password::check_new(&form.new_password));
+    // Both argon2 runs (checking the current password, hashing the new one)
+    // happen with no connection held.
+    let hashing = async {
+        let current_ok = password::verify(form.current_password, Some(stored)).await;
+        let hash = match (current_ok, new_ok) {
+            (true, Some(())) => Some(password::hash(form.new_password).await),
+            _ => None,
+        };
+        (current_ok, hash)
+    };
+    let (db, (current_ok, hash)) = member.db.without_connection(&pool, hashing).await?;
+    member.db = db;
+    if !current_ok {
         errors.add("current_password", "That is not your current password.");
     }
-    errors.check("new_password", password::check_new(&form.new_password));
-    if !errors.is_empty() {
+    let Some(hash) = hash.filter(|_| errors.is_empty()) else {
         let page = account_page(&site, &member, csrf, IncomingFlash(None), errors);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    }
-    let hash = password::hash(form.new_password).await?;
+    };
+    let hash = hash?;
     let db = &mut member.db;
     db.query("UPDATE users SET password_hash = $2 WHERE id = $1")
         .bind(member.user.id)

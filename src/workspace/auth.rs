@@ -2,7 +2,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -10,7 +10,7 @@ use tower_sessions::Session;
 
 use crate::state::AppState;
 use crate::tenancy::{Site, TenantDb};
-use crate::web::auth::{sign_in, sign_out};
+use crate::web::auth::{NextQuery, after_sign_in, safe_next, sign_in, sign_out};
 use crate::web::client::ClientAddr;
 use crate::web::throttle::{self, Attempt};
 use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash};
@@ -23,15 +23,23 @@ struct LoginPage {
     csrf: String,
     email: String,
     error: Option<String>,
+    /// Where to go after signing in (a same-site path), kept in the form.
+    next: String,
 }
 
-pub async fn login_form(site: Site, csrf: CsrfToken, flash: IncomingFlash) -> impl IntoResponse {
+pub async fn login_form(
+    site: Site,
+    csrf: CsrfToken,
+    flash: IncomingFlash,
+    Query(query): Query<NextQuery>,
+) -> impl IntoResponse {
     LoginPage {
         chrome: Chrome::for_site(&site),
         flash,
         csrf: csrf.0,
         email: String::new(),
         error: None,
+        next: safe_next(&query.next).unwrap_or_default(),
     }
 }
 
@@ -41,6 +49,8 @@ pub struct LoginForm {
     email: String,
     #[serde(default)]
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 /// One message for every failure, so the form never tells whether an
@@ -59,26 +69,25 @@ pub async fn login(
         return Err(AppError::NotFound);
     };
     let email = form.email.trim().to_lowercase();
+    let next = safe_next(&form.next).unwrap_or_default();
     let page = |csrf: CsrfToken, error: String| LoginPage {
         chrome: Chrome::for_site(&site),
         flash: IncomingFlash(None),
         csrf: csrf.0,
         email: form.email.trim().chars().take(254).collect(),
         error: Some(error),
+        next: next.clone(),
     };
-    // Too many recent failures from this address or for this account on
-    // this workspace: refuse before looking anything up.
-    let attempt = Attempt::new(
-        tenant.schema.as_str(),
-        addr.as_deref().unwrap_or("unknown"),
-        &email,
-    );
-    if let Err(wait) = state.throttle.check(&attempt) {
+    // Still waiting out the delay of earlier failures for this account from
+    // this address (shared by every instance): refuse before looking
+    // anything up.
+    let attempt = Attempt::new(&Attempt::tenant_site(tenant.id), addr.as_deref(), &email);
+    if let Err(wait) = throttle::admit(&state.pool, &attempt).await? {
         let (message, retry_after) = throttle::refusal(wait);
         tracing::warn!(
             tenant = tenant.schema.as_str(),
             ?addr,
-            "workspace login throttled"
+            "workspace sign-in throttled"
         );
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
@@ -102,17 +111,23 @@ pub async fn login(
         None => (None, None, false),
     };
     // Always one argon2 verification, whether or not the account exists.
-    let ok = crate::password::verify(form.password, stored).await;
+    let given = if form.password.len() > crate::password::MAX_LENGTH {
+        String::new()
+    } else {
+        form.password.clone()
+    };
+    let ok = crate::password::verify(given, stored).await;
     match user_id {
         Some(id) if ok && active => {
-            state.throttle.record_success(&attempt);
+            throttle::succeeded(&state.pool, &attempt).await?;
             sign_in(&session, id).await?;
-            Ok((Flash::success("Welcome back."), Redirect::to("/")).into_response())
+            Ok((
+                Flash::success("Welcome back."),
+                Redirect::to(&after_sign_in(&next)),
+            )
+                .into_response())
         }
-        _ => {
-            state.throttle.record_failure(&attempt);
-            Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_LOGIN.into())).into_response())
-        }
+        _ => Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_LOGIN.into())).into_response()),
     }
 }
 

@@ -5,7 +5,7 @@
 //! transaction and, in a single query, finds the live session and its active
 //! user. The handler gets both, so a page costs one transaction and no
 //! session write. No session, an expired one or an inactive user: 303 to
-//! `/login`.
+//! `/login` (with `?next=` the page asked for).
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -17,6 +17,7 @@ use tower_sessions::{Expiry, Session};
 use crate::app::SESSION_LIFETIME;
 use crate::tenancy::{Site, TenantDb};
 use crate::web::AppError;
+use crate::web::auth::sign_in_location;
 
 /// A user of the tenant, as pages need them.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -57,14 +58,16 @@ pub struct Admin(pub Member);
 
 /// Why there is no member for this request.
 pub enum NotMember {
-    SignIn,
+    /// Redirect to the sign-in page at this location (which remembers the
+    /// page asked for).
+    SignIn(String),
     Error(AppError),
 }
 
 impl IntoResponse for NotMember {
     fn into_response(self) -> Response {
         match self {
-            NotMember::SignIn => Redirect::to("/login").into_response(),
+            NotMember::SignIn(location) => Redirect::to(&location).into_response(),
             NotMember::Error(e) => e.into_response(),
         }
     }
@@ -89,8 +92,9 @@ where
                 "no session layer"
             ))));
         };
+        let sign_in = || NotMember::SignIn(sign_in_location(&parts.method, &parts.uri));
         let Some(session_id) = session.id() else {
-            return Err(NotMember::SignIn);
+            return Err(sign_in());
         };
         let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
             return Err(NotMember::Error(AppError::NotFound));
@@ -125,7 +129,7 @@ where
                     session,
                 })
             }
-            None => Err(NotMember::SignIn),
+            None => Err(sign_in()),
         }
     }
 }

@@ -2,10 +2,11 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
+use sqlx::PgPool;
 
 use super::auth::Empty;
 use super::member::{Admin, Nav, parse_id};
@@ -118,6 +119,7 @@ async fn update_user_count(db: &mut TenantDb) -> Result<(), AppError> {
 /// `POST /admin/users`.
 pub async fn create(
     site: Site,
+    State(pool): State<PgPool>,
     mut admin: Admin,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<NewUserForm>,
@@ -154,7 +156,15 @@ pub async fn create(
         let page = users_page(&site, &mut admin, csrf, IncomingFlash(None), form, errors).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    let hash = password::hash(form.password).await?;
+    // The request's transaction is set aside while hashing (no connection
+    // waits on argon2); the insert below re-checks the email by constraint.
+    let (db, hash) = admin
+        .0
+        .db
+        .without_connection(&pool, password::hash(form.password.clone()))
+        .await?;
+    admin.0.db = db;
+    let hash = hash?;
     let db = &mut admin.0.db;
     let inserted = db
         .query(

@@ -131,7 +131,7 @@ impl Rng {
 
 /// Every place a page names a tenant: `qx` and three digits. All must be
 /// the page's own tenant's.
-fn foreign_markers(body: &str, own: &str) -> Vec<String> {
+pub fn foreign_markers(body: &str, own: &str) -> Vec<String> {
     let bytes = body.as_bytes();
     let mut found = Vec::new();
     let mut at = 0;

@@ -78,7 +78,10 @@ async fn headers_sent_slowly_are_cut_off() {
     .await
     .unwrap();
     let after = outcome.expect("a slow client still holds its connection after 10 s");
-    assert!(after < Duration::from_secs(6), "cut off only after {after:?}");
+    assert!(
+        after < Duration::from_secs(6),
+        "cut off only after {after:?}"
+    );
 }
 
 /// A keep-alive connection that goes quiet after its request is closed.
@@ -206,7 +209,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits() {
         }
         std::thread::sleep(Duration::from_millis(500));
         let refused = TcpStream::connect(addr).is_err();
-        in_flight.write_all(body[5..].as_bytes()).unwrap();
+        in_flight.write_all(&body.as_bytes()[5..]).unwrap();
         let status = status_line(&mut in_flight, Duration::from_secs(5));
         (refused, status)
     })

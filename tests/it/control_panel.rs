@@ -297,13 +297,16 @@ async fn login_logout_and_csrf() {
     assert_eq!(addr.as_deref(), Some("127.0.0.1"));
 }
 
+/// Failures for an account from elsewhere (as the audit log records them)
+/// do not lock its owner out: today's code refused the right password for
+/// 15 minutes after ten failures from anywhere (issue 12, part 4).
 #[tokio::test]
-async fn repeated_failures_throttle_logins_for_that_email() {
+async fn failures_from_elsewhere_do_not_lock_the_account() {
     let db = TestDb::new().await;
     db.create_super_admin(ADMIN).await;
-    // Ten recent failures for this account, as the audit log records them.
     sqlx::query(
-        "INSERT INTO audit_log (actor, action) SELECT $1, 'login_failed' FROM generate_series(1, 10)",
+        "INSERT INTO audit_log (actor, action, client_addr)
+         SELECT $1, 'login_failed', '198.51.100.7' FROM generate_series(1, 50)",
     )
     .bind(ADMIN)
     .execute(&db.pool)
@@ -323,31 +326,8 @@ async fn repeated_failures_throttle_logins_for_that_email() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains("Too many failed sign-in attempts. Try again in 15 minutes.")
-    );
-    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
-    // Failures older than the window no longer count.
-    sqlx::query("UPDATE audit_log SET at = now() - interval '1 hour'")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    let response = client
-        .post(&login_url)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("email", ADMIN),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 1);
 }
 
 #[tokio::test]
@@ -365,7 +345,12 @@ async fn every_page_but_login_requires_login() {
     ] {
         let response = client.get(app.url("localhost", path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
-        assert_eq!(location(&response), "/login", "{path}");
+        // The sign-in page remembers the page asked for.
+        let expected = match path {
+            "/" => "/login".to_owned(),
+            _ => format!("/login?next={}", path.replace('/', "%2F")),
+        };
+        assert_eq!(location(&response), expected, "{path}");
     }
     // Forms with a valid token but no login change nothing.
     let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;

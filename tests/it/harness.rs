@@ -334,7 +334,11 @@ impl TestDb {
 /// The value of the `csrf_token` hidden field in a page.
 pub fn csrf_from(html: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
-    let start = html.find(marker).expect("page has a csrf_token field") + marker.len();
+    let Some(start) = html.find(marker) else {
+        let head: String = html.chars().take(2000).collect();
+        panic!("page has no csrf_token field:\n{head}");
+    };
+    let start = start + marker.len();
     let end = html[start..].find('"').unwrap() + start;
     html[start..end].to_owned()
 }

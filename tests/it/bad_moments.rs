@@ -1,0 +1,317 @@
+//! Issue 12, parts 2 and 5: a tenant deleted while its users are loading
+//! pages, and signing in that returns you to the page you asked for.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::header::LOCATION;
+use reqwest::{Client, Response, StatusCode};
+
+use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
+
+const ACME: &str = "acme.localhost";
+
+async fn sign_in(app: &TestApp, client: &Client, host: &str, email: &str) -> Response {
+    let token = csrf_for(client, &app.url(host, "/login")).await;
+    client
+        .post(app.url(host, "/login"))
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
+fn location(response: &Response) -> &str {
+    response.headers()[LOCATION].to_str().unwrap()
+}
+
+/// Follows the sign-in redirect as a browser would: the login page, then
+/// its form with the hidden `next` it carries.
+async fn sign_in_via(
+    app: &TestApp,
+    client: &Client,
+    host: &str,
+    path: &str,
+    email: &str,
+) -> String {
+    let response = client.get(app.url(host, path)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
+    let login_page = location(&response).to_owned();
+    assert!(login_page.starts_with("/login?next="), "{login_page}");
+    let html = client
+        .get(app.url(host, &login_page))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let next = html
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the login form carries next")
+        .replace("&#x2f;", "/")
+        .replace("&#47;", "/");
+    let token = crate::harness::csrf_from(&html);
+    let response = client
+        .post(app.url(host, "/login"))
+        .form(&[
+            ("email", email),
+            ("password", PASSWORD),
+            ("csrf_token", &token),
+            ("next", &next),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    location(&response).to_owned()
+}
+
+/// A member who followed a link to a task lands on that task after signing
+/// in (today: on the board), on both sites.
+#[tokio::test]
+async fn signing_in_returns_to_the_page_asked_for() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    db.create_super_admin("root@panel.test").await;
+    let app = TestApp::start(db).await;
+
+    // A task to link to.
+    let admin = app.client();
+    sign_in(&app, &admin, ACME, "admin@acme.test").await;
+    let token = csrf_for(&admin, &app.url(ACME, "/")).await;
+    let created = admin
+        .post(app.url(ACME, "/tasks"))
+        .form(&[
+            ("title", "Quarterly report"),
+            ("description", ""),
+            ("status", "todo"),
+            ("csrf_token", &token),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    let id: i64 = app.db.count("SELECT max(id) FROM t_acme.tasks").await;
+    let task = format!("/tasks/{id}");
+
+    let visitor = app.client();
+    assert_eq!(
+        sign_in_via(&app, &visitor, ACME, &task, "admin@acme.test").await,
+        task
+    );
+    let page = visitor.get(app.url(ACME, &task)).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("Quarterly report"));
+
+    // The control panel too, query string included.
+    let operator = app.client();
+    assert_eq!(
+        sign_in_via(
+            &app,
+            &operator,
+            "localhost",
+            "/audit?page=1",
+            "root@panel.test"
+        )
+        .await,
+        "/audit?page=1"
+    );
+}
+
+/// `next` is followed only when it is a path on the same site.
+#[tokio::test]
+async fn sign_in_never_redirects_off_site() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    db.create_super_admin("root@panel.test").await;
+    let app = TestApp::start(db).await;
+    for host in [ACME, "localhost"] {
+        let email = if host == ACME {
+            "admin@acme.test"
+        } else {
+            "root@panel.test"
+        };
+        for next in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example/",
+            "evil.example",
+            "javascript:alert(1)",
+            "/%0d%0aSet-Cookie:x",
+        ] {
+            let client = app.client();
+            let token = csrf_for(&client, &app.url(host, "/login")).await;
+            let response = client
+                .post(app.url(host, "/login"))
+                .form(&[
+                    ("email", email),
+                    ("password", PASSWORD),
+                    ("csrf_token", &token),
+                    ("next", next),
+                ])
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::SEE_OTHER, "{host} {next}");
+            let to = location(&response);
+            assert!(
+                to == "/" || (next.starts_with("/%") && to == next),
+                "{host}: next={next} sent the user to {to}"
+            );
+        }
+        // And the login page does not carry a foreign `next` into its form.
+        let html = app
+            .client()
+            .get(app.url(host, "/login?next=%2F%2Fevil.example%2F"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!html.contains("evil.example"), "{host}");
+    }
+}
+
+/// Issue 12, part 2: users keep loading pages while a super-admin deletes
+/// their tenant. Today some of those requests answered 500 ("relation
+/// sessions does not exist") until routing caught up; every answer must be
+/// the page itself or the gone page, never a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_tenant_in_use_never_answers_5xx() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    db.create_super_admin("root@panel.test").await;
+    let app = Arc::new(TestApp::start(db).await);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut users = tokio::task::JoinSet::new();
+    for i in 0..6 {
+        let client = app.client();
+        let signed_in = sign_in(&app, &client, ACME, "admin@acme.test").await;
+        assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+        let (app, stop) = (app.clone(), stop.clone());
+        users.spawn(async move {
+            let paths = ["/", "/account", "/admin/users", "/theme.css", "/tasks/1"];
+            let mut seen = Vec::new();
+            let mut n = i;
+            while !stop.load(Ordering::Relaxed) {
+                let path = paths[n % paths.len()];
+                n += 1;
+                let status = client
+                    .get(app.url(ACME, path))
+                    .send()
+                    .await
+                    .map(|r| r.status());
+                seen.push((path, status.map_err(|e| e.to_string())));
+            }
+            seen
+        });
+    }
+
+    // Let the users get going, then delete their tenant.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let operator = app.client();
+    sign_in(&app, &operator, "localhost", "root@panel.test").await;
+    let token = csrf_for(&operator, &app.url("localhost", "/tenants/acme")).await;
+    let deleted = operator
+        .post(app.url("localhost", "/tenants/acme/delete"))
+        .form(&[("confirm_slug", "acme"), ("csrf_token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert!(!app.db.schema_exists("t_acme").await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let mut total = 0;
+    let mut gone = 0;
+    while let Some(seen) = users.join_next().await {
+        for (path, status) in seen.unwrap() {
+            total += 1;
+            let status = status.unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert!(
+                !status.is_server_error(),
+                "{path} answered {status} while the tenant was deleted"
+            );
+            assert!(
+                [200, 303, 304, 404].contains(&status.as_u16()),
+                "{path} answered {status}"
+            );
+            if status == StatusCode::NOT_FOUND && path != "/tasks/1" {
+                gone += 1;
+            }
+        }
+    }
+    assert!(total > 50, "only {total} requests were made");
+    assert!(gone > 0, "no request saw the tenant gone");
+    // Afterwards the host serves nothing of the tenant.
+    let after = app
+        .client()
+        .get(app.url(ACME, "/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::NOT_FOUND);
+    assert!(!after.text().await.unwrap().contains("acme Inc"));
+}
+
+/// A deletion interrupted between its two steps leaves a tenant that is
+/// served nowhere, and running it again (or the background sweep) finishes.
+#[tokio::test]
+async fn a_half_done_deletion_is_served_nowhere_and_can_be_finished() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    let app = TestApp::start(db).await;
+    app.wait_for_host(ACME).await;
+    assert!(
+        tenantry::tenancy::provision::mark_deleting(&app.db.pool, "acme")
+            .await
+            .unwrap()
+    );
+    for _ in 0..200 {
+        if app.registry.resolve(ACME).is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let response = app
+        .client()
+        .get(app.url(ACME, "/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // Suspending or reactivating does not bring it back.
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    assert!(
+        !tenantry::tenancy::provision::set_status(
+            &mut conn,
+            "acme",
+            tenantry::tenancy::registry::TenantStatus::Active
+        )
+        .await
+        .unwrap()
+    );
+    drop(conn);
+    // The background sweep finishes deletions older than a minute.
+    sqlx::query("UPDATE tenants SET updated_at = now() - interval '2 minutes'")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let finished = tenantry::tenancy::provision::finish_stale_deletions(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(finished, vec!["acme".to_owned()]);
+    assert!(!app.db.schema_exists("t_acme").await);
+    assert_eq!(app.db.count("SELECT count(*) FROM tenants").await, 0);
+}
