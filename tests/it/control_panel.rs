@@ -987,3 +987,102 @@ async fn the_list_searches_and_pages_through_ten_thousand_tenants() {
     assert!(panel.page("/?page=99999").await.contains("page 200 of 200"));
     assert!(panel.page("/?page=abc").await.contains("page 1 of 200"));
 }
+
+#[tokio::test]
+async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_punycode() {
+    let panel = Panel::start(&["acme", "globex"]).await;
+    const IP: &str =
+        "an IP address cannot be a custom domain; use a DNS name such as tasks.example.com";
+    const NUMBER: &str =
+        "the last part of a domain cannot be a number: browsers read such a name as an IP address";
+    for (domain, message) in [
+        ("127.0.0.1", IP),
+        ("2130706433", IP),
+        ("0x7f.0.0.1", IP),
+        ("[::1]", IP),
+        ("foo.123", NUMBER),
+    ] {
+        let response = panel
+            .post("/tenants/acme/domains", &[("domain", domain)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{domain}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains(&format!("id=\"domain-error\">{message}</p>")),
+            "{domain}: {html}"
+        );
+        assert!(html.contains(&format!("value=\"{domain}\"")), "{domain}");
+    }
+    let stored = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT domain FROM tenant_domains WHERE NOT is_default ORDER BY domain",
+        )
+        .fetch_all(&panel.db().pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(stored().await, Vec::<String>::new());
+
+    // Stored, listed and audited in its ASCII (punycode) form.
+    let response = panel
+        .post("/tenants/acme/domains", &[("domain", "bücher.example")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/tenants/acme");
+    assert_eq!(stored().await, ["xn--bcher-kva.example"]);
+    assert!(
+        panel
+            .page("/tenants/acme")
+            .await
+            .contains("xn--bcher-kva.example")
+    );
+    assert_eq!(
+        panel
+            .db()
+            .count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'")
+            .await,
+        1
+    );
+
+    // The same domain spelt either way is taken.
+    for (slug, domain) in [
+        ("globex", "xn--bcher-kva.example"),
+        ("acme", "xn--bcher-kva.example"),
+        ("globex", "BÜCHER.example."),
+    ] {
+        let response = panel
+            .post(&format!("/tenants/{slug}/domains"), &[("domain", domain)])
+            .await;
+        assert_eq!(
+            response.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{slug} {domain}"
+        );
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("id=\"domain-error\">xn--bcher-kva.example is already in use</p>"),
+            "{slug} {domain}: {html}"
+        );
+    }
+    assert_eq!(stored().await, ["xn--bcher-kva.example"]);
+    assert_eq!(panel.audit_count("domain_add").await, 1);
+
+    // Browsers send the ASCII form in `Host`: it is served as acme.
+    let (_, login) = panel
+        .within_a_second("xn--bcher-kva.example", "/login", |s, body| {
+            s == 200 && body.contains("acme Inc")
+        })
+        .await;
+    assert!(!login.contains("globex"), "{login}");
+    let response = panel
+        .client
+        .get(panel.app.url("xn--bcher-kva.example", "/theme.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}

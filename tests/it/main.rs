@@ -18,5 +18,6 @@ mod migrations;
 mod properties;
 mod provisioning;
 mod registry;
+mod rollout_restart;
 mod routing;
 mod workspace;

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use tenantry::password::clean_email;
 use tenantry::tenancy::Slug;
 use tenantry::tenancy::branding::{Color, clean_display_name};
-use tenantry::tenancy::host::{normalize_host, validate_domain};
+use tenantry::tenancy::host::{DomainError, normalize_host, validate_domain};
 use tenantry::tenancy::schema::SchemaName;
 
 const ROOT: &str = "localhost";
@@ -61,7 +61,9 @@ proptest! {
     }
 
     #[test]
-    fn domains_accepted_are_lower_case_hostnames_outside_the_root(raw in ".{0,80}|[A-Za-z0-9.-]{1,80}") {
+    fn domains_accepted_are_lower_case_hostnames_outside_the_root(
+        raw in ".{0,80}|[A-Za-z0-9.-]{1,80}|[0-9a-fxX.:\\[\\]]{1,40}|[a-zà-ÿ０-９ａ-ｚ。.-]{1,40}"
+    ) {
         if let Ok(domain) = validate_domain(&raw, ROOT) {
             prop_assert!(domain.len() <= 253);
             prop_assert_eq!(domain.to_ascii_lowercase(), domain.clone());
@@ -71,7 +73,86 @@ proptest! {
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')));
             prop_assert!(domain != ROOT && !domain.ends_with(".localhost"));
             prop_assert_eq!(validate_domain(&domain, ROOT), Ok(domain.clone()));
+            // Never an address, nor a name a browser would read as one.
+            prop_assert!(domain.parse::<std::net::IpAddr>().is_err());
+            let last = domain.rsplit('.').next().unwrap();
+            prop_assert!(!last.bytes().all(|b| b.is_ascii_digit()));
+            prop_assert!(!last.strip_prefix("0x").is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit())));
+            // Stored as strict UTS 46 gives it.
+            prop_assert_eq!(idna::domain_to_ascii_strict(&domain).ok(), Some(domain.clone()));
         }
+    }
+
+    /// Every way a resolver may spell an IPv4 address (one to four parts,
+    /// each decimal, hex or octal, the last filling the remaining bytes).
+    #[test]
+    fn ipv4_addresses_in_any_spelling_are_refused(
+        address in any::<u32>(),
+        parts in 1usize..=4,
+        radixes in proptest::array::uniform4(0u8..3),
+        upper in any::<bool>(),
+        trailing_dot in any::<bool>(),
+    ) {
+        let mut numbers: Vec<u64> = (0..parts - 1)
+            .map(|i| u64::from((address >> (24 - 8 * i)) & 0xff))
+            .collect();
+        numbers.push(u64::from(address) & ((1u64 << (8 * (5 - parts))) - 1));
+        let spelled: Vec<String> = numbers
+            .iter()
+            .zip(radixes)
+            .map(|(n, radix)| match (radix, upper) {
+                (0, _) => format!("{n}"),
+                (1, false) => format!("0x{n:x}"),
+                (1, true) => format!("0X{n:X}"),
+                _ => format!("0{n:o}"),
+            })
+            .collect();
+        let mut host = spelled.join(".");
+        if trailing_dot {
+            host.push('.');
+        }
+        prop_assert_eq!(validate_domain(&host, ROOT), Err(DomainError::IpAddress), "{}", host);
+    }
+
+    #[test]
+    fn ipv6_addresses_are_refused(segments in proptest::array::uniform8(any::<u16>()), bracketed in any::<bool>()) {
+        let address = std::net::Ipv6Addr::from(segments).to_string();
+        let host = if bracketed { format!("[{address}]") } else { address };
+        prop_assert_eq!(validate_domain(&host, ROOT), Err(DomainError::IpAddress), "{}", host);
+    }
+
+    /// The WHATWG URL rule: a host whose last label is a number is read as
+    /// an IPv4 address (or refused), so it can never be a DNS name.
+    #[test]
+    fn names_ending_in_a_number_are_refused(
+        name in "[a-z][a-z0-9]{0,10}(\\.[a-z0-9]{1,10}){0,2}",
+        last in "[0-9]{1,12}|0[xX][0-9a-fA-F]{0,10}",
+        trailing_dot in any::<bool>(),
+    ) {
+        let host = format!("{name}.{last}{}", if trailing_dot { "." } else { "" });
+        prop_assert_eq!(validate_domain(&host, ROOT), Err(DomainError::NumericEnding), "{}", host);
+    }
+
+    /// Internationalised names are stored in their punycode form, whatever
+    /// their case, and that form means the same name.
+    #[test]
+    fn internationalised_names_are_stored_as_punycode(
+        label in "[a-zà-öø-þа-я]{1,15}",
+        sub in "([a-z0-9]{1,10}\\.)?",
+        tld in "[a-z]{2,6}",
+    ) {
+        let typed = format!("{sub}{label}.{tld}");
+        let stored = validate_domain(&typed, ROOT);
+        prop_assert!(stored.is_ok(), "{typed}: {stored:?}");
+        let stored = stored.unwrap();
+        prop_assert!(stored.is_ascii());
+        prop_assert_eq!(stored.to_ascii_lowercase(), stored.clone());
+        prop_assert_eq!(validate_domain(&typed.to_uppercase(), ROOT), Ok(stored.clone()));
+        prop_assert_eq!(validate_domain(&stored, ROOT), Ok(stored.clone()));
+        prop_assert_eq!(stored.starts_with("xn--") || stored.contains(".xn--"), !typed.is_ascii());
+        let (unicode, result) = idna::domain_to_unicode(&stored);
+        prop_assert!(result.is_ok());
+        prop_assert_eq!(unicode, typed);
     }
 
     #[test]
