@@ -98,7 +98,7 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
         let options = AppOptions {
             pool_size: 4,
             database_url: Some(through.clone()),
-            trust_proxy: false,
+            ..AppOptions::default()
         };
         TestApp::start_opts(db, options)
     };
