@@ -1,6 +1,7 @@
 //! The `tenantry` command line.
 
 use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
@@ -50,6 +51,7 @@ pub enum Command {
 }
 
 #[derive(Subcommand, Debug)]
+#[allow(clippy::large_enum_variant)] // parsed once per process
 pub enum TenantCommand {
     /// Provision a tenant atomically: row, domain, schema, migrations, first admin.
     Create {
@@ -72,6 +74,10 @@ pub enum TenantCommand {
         accent_color: String,
         #[command(flatten)]
         site: SiteConfig,
+        /// Where the server listens: the printed link uses its port (unless
+        /// a public URL is set).
+        #[arg(long, env = "TENANTRY_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
     },
     /// One line per tenant: slug, status, domains.
     List,
@@ -210,8 +216,10 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
             primary_color,
             accent_color,
             site,
+            bind,
             ..
         } => {
+            site.check().map_err(anyhow::Error::msg)?;
             let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!("invalid slug: {e}"))?;
             let display_name =
                 clean_display_name(&name).map_err(|e| anyhow::anyhow!("invalid --name: {e}"))?;
@@ -246,9 +254,10 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
             let schema = p.schema.clone();
             p.commit().await?;
             println!(
-                "created tenant {} (schema {schema}) in {:.1?}: http://{domain}/",
+                "created tenant {} (schema {schema}) in {:.1?}: {}",
                 new.slug,
-                started.elapsed()
+                started.elapsed(),
+                site.site_url(&domain, bind)
             );
             Ok(())
         }

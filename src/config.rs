@@ -110,6 +110,14 @@ pub struct SiteConfig {
         global = true
     )]
     pub trust_proxy: bool,
+
+    /// Where people open the control panel, as `scheme://base-domain[:port]`
+    /// (e.g. `https://example.com` behind a proxy): the links to tenants that
+    /// the CLI and the pages print use its scheme and port. Unset, the CLI
+    /// prints `http` and the port of the listen address, and the pages link
+    /// on the port they were reached on.
+    #[arg(long, env = "TENANTRY_PUBLIC_URL", global = true)]
+    pub public_url: Option<PublicUrl>,
 }
 
 impl SiteConfig {
@@ -119,5 +127,166 @@ impl SiteConfig {
             .trim()
             .trim_end_matches('.')
             .to_ascii_lowercase()
+    }
+
+    /// Refuses a public URL on another host than the base domain: its
+    /// tenants' links would name hosts that do not serve them.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.public_url {
+            Some(url) if url.host != self.root_domain() => Err(format!(
+                "the public URL's host {:?} is not the base domain {:?} \
+                 (TENANTRY_PUBLIC_URL and TENANTRY_BASE_DOMAIN must agree)",
+                url.host,
+                self.root_domain()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The address people open for the site on `domain` (a tenant's, or the
+    /// base domain): the public URL's scheme and port, else `http` and the
+    /// port of `bind`.
+    pub fn site_url(&self, domain: &str, bind: SocketAddr) -> String {
+        match &self.public_url {
+            Some(url) => url.site(domain),
+            None => PublicUrl::listening_on(bind).site(domain),
+        }
+    }
+}
+
+/// `scheme://host[:port]`: where people reach the server (the setting
+/// `TENANTRY_PUBLIC_URL`). The port is kept only when it is not the scheme's
+/// default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublicUrl {
+    https: bool,
+    host: String,
+    port: Option<u16>,
+}
+
+impl PublicUrl {
+    /// Plain HTTP on the port of `bind`, as `tenantry serve` listens.
+    pub fn listening_on(bind: SocketAddr) -> PublicUrl {
+        PublicUrl {
+            https: false,
+            host: String::new(),
+            port: Some(bind.port()).filter(|&p| p != 80),
+        }
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.https { "https" } else { "http" }
+    }
+
+    /// `:port`, or nothing for the scheme's default port.
+    pub fn port_suffix(&self) -> String {
+        self.port.map(|p| format!(":{p}")).unwrap_or_default()
+    }
+
+    /// `scheme://<domain>[:port]/`: the same scheme and port on another host.
+    pub fn site(&self, domain: &str) -> String {
+        format!("{}://{domain}{}/", self.scheme(), self.port_suffix())
+    }
+}
+
+impl std::str::FromStr for PublicUrl {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<PublicUrl, String> {
+        let usage = || format!("{s:?} is not http://HOST[:PORT] or https://HOST[:PORT]");
+        let lower = s.trim().to_ascii_lowercase();
+        let (https, rest) = if let Some(rest) = lower.strip_prefix("https://") {
+            (true, rest)
+        } else if let Some(rest) = lower.strip_prefix("http://") {
+            (false, rest)
+        } else {
+            return Err(usage());
+        };
+        let authority = rest.strip_suffix('/').unwrap_or(rest);
+        if authority.contains(['/', '?', '#', '@', '[', ']']) {
+            return Err(usage());
+        }
+        let (host, port) = match authority.split_once(':') {
+            Some((host, port)) => {
+                let port: u16 = port.parse().map_err(|_| usage())?;
+                if port == 0 {
+                    return Err(usage());
+                }
+                (host, Some(port))
+            }
+            None => (authority, None),
+        };
+        let host = host.trim_end_matches('.');
+        if host.is_empty() {
+            return Err(usage());
+        }
+        let default_port = if https { 443 } else { 80 };
+        Ok(PublicUrl {
+            https,
+            host: host.to_owned(),
+            port: port.filter(|&p| p != default_port),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PublicUrl;
+
+    fn site(url: &str, domain: &str) -> String {
+        url.parse::<PublicUrl>().unwrap().site(domain)
+    }
+
+    #[test]
+    fn public_url_keeps_scheme_and_port_only_when_not_the_default() {
+        assert_eq!(
+            site("https://example.com", "acme.example.com"),
+            "https://acme.example.com/"
+        );
+        assert_eq!(
+            site("https://Example.com:443/", "a.example.com"),
+            "https://a.example.com/"
+        );
+        assert_eq!(
+            site("http://example.com:80", "a.example.com"),
+            "http://a.example.com/"
+        );
+        assert_eq!(
+            site("https://example.com:8443", "a.example.com"),
+            "https://a.example.com:8443/"
+        );
+        assert_eq!(
+            site("http://localhost:8080", "acme.localhost"),
+            "http://acme.localhost:8080/"
+        );
+        let bind = "127.0.0.1:8181".parse().unwrap();
+        assert_eq!(
+            PublicUrl::listening_on(bind).site("acme.localhost"),
+            "http://acme.localhost:8181/"
+        );
+        let bind = "0.0.0.0:80".parse().unwrap();
+        assert_eq!(
+            PublicUrl::listening_on(bind).site("acme.localhost"),
+            "http://acme.localhost/"
+        );
+    }
+
+    #[test]
+    fn public_url_refuses_anything_but_scheme_host_and_port() {
+        for bad in [
+            "example.com",
+            "ftp://example.com",
+            "https://",
+            "https://:8443",
+            "https://example.com/app",
+            "https://example.com?x=1",
+            "https://user@example.com",
+            "https://example.com:",
+            "https://example.com:0",
+            "https://example.com:99999",
+            "https://[::1]:8080",
+        ] {
+            assert!(bad.parse::<PublicUrl>().is_err(), "{bad} was accepted");
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::state::AppState;
 use crate::tenancy::TenantRegistry;
 
 pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
+    config.site.check().map_err(anyhow::Error::msg)?;
     let db = Database::open(db_config, db_config.db_pool_size).await?;
     let root = config.site.root_domain();
     let registry = TenantRegistry::start(db.pool.clone(), &db.direct_url, &root)
@@ -23,10 +24,11 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
-    let port = config.bind.port();
     tracing::info!(
-        "listening on http://{} — control panel at http://{root}:{port}/, tenants at http://<slug>.{root}:{port}/",
-        config.bind
+        "listening on http://{} — control panel at {}, tenants at {}",
+        config.bind,
+        config.site.site_url(&root, config.bind),
+        config.site.site_url(&format!("<slug>.{root}"), config.bind),
     );
     // With the peer address recorded, so the audit log can name the client.
     let app = crate::app::router(state);

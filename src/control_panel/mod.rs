@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
+use crate::config::SiteConfig;
 use crate::state::AppState;
 use crate::tenancy::Site;
 use crate::tenancy::db;
@@ -125,10 +126,42 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// The port the control panel was reached on (from `Host`), so links to a
-/// tenant's domain work on a development server such as `localhost:8080`.
-pub fn port_suffix(parts_headers: &axum::http::HeaderMap) -> String {
-    parts_headers
+/// How the control panel's pages link to a tenant's domains: with the public
+/// URL's scheme and port when one is set (`TENANTRY_PUBLIC_URL`), else
+/// scheme-relative on the port the control panel was reached on (from
+/// `Host`), so the links also work on a development server such as
+/// `localhost:8080`.
+#[derive(Clone, Debug)]
+pub struct TenantLinks {
+    /// `https:` or empty (scheme-relative).
+    scheme: String,
+    /// `:port` or empty.
+    port: String,
+}
+
+impl TenantLinks {
+    pub fn new(site: &SiteConfig, headers: &axum::http::HeaderMap) -> TenantLinks {
+        match &site.public_url {
+            Some(url) => TenantLinks {
+                scheme: format!("{}:", url.scheme()),
+                port: url.port_suffix(),
+            },
+            None => TenantLinks {
+                scheme: String::new(),
+                port: port_suffix(headers),
+            },
+        }
+    }
+
+    /// The address of the site on `domain`.
+    pub fn url(&self, domain: &str) -> String {
+        format!("{}//{domain}{}/", self.scheme, self.port)
+    }
+}
+
+/// `:port` from the request's `Host`, or nothing.
+fn port_suffix(headers: &axum::http::HeaderMap) -> String {
+    headers
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .and_then(|h| {

@@ -11,7 +11,7 @@ use sqlx::AssertSqlSafe;
 
 use super::audit::{self, AuditRow};
 use super::auth::Empty;
-use super::{Admin, Nav, chrome, port_suffix};
+use super::{Admin, Nav, TenantLinks, chrome};
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
 use crate::state::AppState;
@@ -63,10 +63,14 @@ pub struct ListPage {
     total: i64,
     page: i64,
     pages: i64,
-    port: String,
+    links: TenantLinks,
 }
 
 impl ListPage {
+    fn tenant_url(&self, domain: &str) -> String {
+        self.links.url(domain)
+    }
+
     /// The query string of another page of the same search.
     fn page_link(&self, page: i64) -> String {
         let mut pairs = vec![("page", page.to_string())];
@@ -152,7 +156,7 @@ pub async fn list(
         total,
         page,
         pages,
-        port: port_suffix(&headers),
+        links: TenantLinks::new(&state.site, &headers),
     })
 }
 
@@ -479,7 +483,7 @@ pub struct DetailPage {
     t: TenantRow,
     domains: Vec<DomainRow>,
     recent: Vec<AuditRow>,
-    port: String,
+    links: TenantLinks,
     branding: BrandingValues,
     preview: Preview,
     domain_value: String,
@@ -490,7 +494,7 @@ pub struct DetailPage {
 
 impl DetailPage {
     fn tenant_url(&self, domain: &str) -> String {
-        format!("//{domain}{}/", self.port)
+        self.links.url(domain)
     }
 
     fn primary_domain(&self) -> &str {
@@ -547,7 +551,7 @@ pub async fn detail_page(
         t,
         domains,
         recent,
-        port: port_suffix(headers),
+        links: TenantLinks::new(&state.site, headers),
         domain_value: forms.domain,
         confirm_value: forms.confirm_slug,
         errors: forms.errors,

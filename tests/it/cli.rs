@@ -63,6 +63,86 @@ async fn tenant_create_list_delete() {
     assert_eq!(stderr(&out).trim().lines().count(), 1, "{}", stderr(&out));
 }
 
+/// Runs `tenant create SLUG` with the settings `env`.
+fn create_with_env(db: &TestDb, slug: &str, env: &[(&str, &str)]) -> std::process::Output {
+    let mut env = env.to_vec();
+    env.push(("DATABASE_URL", db.url.as_str()));
+    let args = [
+        "tenant",
+        "create",
+        slug,
+        "--name",
+        "Acme Inc",
+        "--admin-email",
+        "boss@acme.test",
+        "--password-stdin",
+    ];
+    cli_with_env(&env, &args, &format!("{PASSWORD}\n"))
+}
+
+/// The link at the end of `tenant create`'s line.
+fn printed_link(out: &std::process::Output) -> String {
+    assert!(out.status.success(), "{}", stderr(out));
+    let line = stdout(out);
+    line.trim()
+        .rsplit_once(": ")
+        .map(|(_, url)| url.to_owned())
+        .unwrap_or_else(|| panic!("no link in {line:?}"))
+}
+
+/// `tenant create` prints an address a person can open: the port the server
+/// listens on (`TENANTRY_BIND`), or the scheme and port of
+/// `TENANTRY_PUBLIC_URL` (behind a proxy).
+#[tokio::test]
+async fn tenant_create_prints_a_link_with_the_servers_port() {
+    let db = TestDb::new().await;
+    let out = create_with_env(&db, "acme", &[]);
+    assert_eq!(printed_link(&out), "http://acme.localhost:8080/");
+    let out = create_with_env(&db, "globex", &[("TENANTRY_BIND", "127.0.0.1:8181")]);
+    assert_eq!(printed_link(&out), "http://globex.localhost:8181/");
+    let out = create_with_env(&db, "initech", &[("TENANTRY_BIND", "0.0.0.0:80")]);
+    assert_eq!(printed_link(&out), "http://initech.localhost/");
+}
+
+#[tokio::test]
+async fn tenant_create_prints_a_link_on_the_public_url() {
+    let db = TestDb::new().await;
+    let behind_a_proxy = [
+        ("TENANTRY_BIND", "127.0.0.1:8181"),
+        ("TENANTRY_BASE_DOMAIN", "example.com"),
+        ("TENANTRY_PUBLIC_URL", "https://example.com"),
+    ];
+    let out = create_with_env(&db, "umbrella", &behind_a_proxy);
+    assert_eq!(printed_link(&out), "https://umbrella.example.com/");
+    let on_a_port = [
+        ("TENANTRY_BASE_DOMAIN", "example.com"),
+        ("TENANTRY_PUBLIC_URL", "https://Example.com:8443/"),
+    ];
+    let out = create_with_env(&db, "hooli", &on_a_port);
+    assert_eq!(printed_link(&out), "https://hooli.example.com:8443/");
+
+    // A public URL on another host than the base domain, or not a plain
+    // origin, is refused before anything is created.
+    for bad in [
+        "https://other.test",
+        "https://example.com/app",
+        "example.com",
+    ] {
+        let env = [
+            ("TENANTRY_BASE_DOMAIN", "example.com"),
+            ("TENANTRY_PUBLIC_URL", bad),
+        ];
+        let out = create_with_env(&db, "vandelay", &env);
+        assert!(!out.status.success(), "{bad} was accepted");
+        assert!(
+            stderr(&out).contains("public URL") || stderr(&out).contains(bad),
+            "{bad}: {}",
+            stderr(&out)
+        );
+    }
+    assert!(!db.schema_exists("t_vandelay").await);
+}
+
 #[tokio::test]
 async fn superadmin_create_refuses_duplicates_and_short_passwords() {
     let db = TestDb::new().await;

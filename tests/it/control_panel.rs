@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
+use crate::harness::{AppOptions, PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
 
 const ADMIN: &str = "root@panel.test";
 
@@ -30,7 +30,11 @@ impl Panel {
 
     /// Starts the app on `db` (which has the super-admin) and signs in.
     async fn open(db: TestDb) -> Panel {
-        let app = TestApp::start(db).await;
+        Panel::open_with(db, AppOptions::default()).await
+    }
+
+    async fn open_with(db: TestDb, options: AppOptions) -> Panel {
+        let app = TestApp::start_opts(db, options).await;
         let client = app.client();
         let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;
         let response = client
@@ -445,6 +449,35 @@ async fn creating_a_tenant_provisions_its_schema() {
     // It is on the list, with its domain and user count.
     let list = panel.page("/").await;
     assert!(list.contains("Newco Ltd") && list.contains("newco.localhost"));
+}
+
+/// Links to a tenant open on the port the panel was reached on or, with
+/// `TENANTRY_PUBLIC_URL`, with its scheme and port (behind a proxy).
+#[tokio::test]
+async fn links_to_tenants_use_the_reached_port_or_the_public_url() {
+    let panel = Panel::start(&["acme"]).await;
+    let port = panel.app.addr.port();
+    let here = format!("href=\"//acme.localhost:{port}/\"");
+    assert!(panel.page("/").await.contains(&here), "list: {here}");
+    assert!(
+        panel.page("/tenants/acme").await.contains(&here),
+        "detail: {here}"
+    );
+
+    let db = TestDb::new().await;
+    db.create_super_admin(ADMIN).await;
+    db.create_tenant("acme").await;
+    let options = AppOptions {
+        public_url: Some("https://localhost:8443".parse().unwrap()),
+        ..AppOptions::default()
+    };
+    let panel = Panel::open_with(db, options).await;
+    let public = "href=\"https://acme.localhost:8443/\"";
+    let list = panel.page("/").await;
+    assert!(list.contains(public), "list: {public}\n{list}");
+    let detail = panel.page("/tenants/acme").await;
+    assert!(detail.contains(public), "detail: {public}\n{detail}");
+    assert!(!detail.contains("href=\"//acme.localhost"), "{detail}");
 }
 
 #[tokio::test]

@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
-use tenantry::config::SiteConfig;
+use tenantry::config::{PublicUrl, SiteConfig};
 use tenantry::onboarding::{self, FirstAdmin};
 use tenantry::state::AppState;
 use tenantry::tenancy::branding::{Color, clean_display_name};
@@ -211,6 +211,7 @@ impl TestApp {
         let site = SiteConfig {
             base_domain: ROOT.into(),
             trust_proxy: options.trust_proxy,
+            public_url: options.public_url,
         };
         let state = AppState::new(pool, registry.clone(), site).await.unwrap();
         let router = make_router(state);
@@ -265,6 +266,8 @@ pub struct AppOptions {
     pub trust_proxy: bool,
     /// Timeouts and the connection bound, as `tenantry serve` settings.
     pub limits: tenantry::http_server::ConnectionLimits,
+    /// As `TENANTRY_PUBLIC_URL`.
+    pub public_url: Option<PublicUrl>,
 }
 
 impl Default for AppOptions {
@@ -274,6 +277,7 @@ impl Default for AppOptions {
             database_url: None,
             trust_proxy: false,
             limits: Default::default(),
+            public_url: None,
         }
     }
 }
@@ -299,7 +303,14 @@ pub fn cli(db: &TestDb, args: &[&str], stdin: &str) -> std::process::Output {
 pub fn cli_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tenantry"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tenantry"));
+    // Only the settings a test gives: none of the caller's own.
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(|n| n.starts_with("TENANTRY_")) {
+            command.env_remove(name);
+        }
+    }
+    let mut child = command
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")

@@ -1,5 +1,7 @@
 //! The app behind PgBouncer in transaction pooling mode. A test binary of its
 //! own: it switches the process to unnamed statements, as an operator would.
+//! Without `pgbouncer` on the machine its tests are reported as ignored
+//! (failed under `CI`): see `tests/common/suite.rs`.
 
 #[path = "../it/harness.rs"]
 mod harness;
@@ -7,7 +9,10 @@ mod harness;
 #[path = "../it/battery.rs"]
 mod battery;
 mod bouncer;
+#[path = "../common/suite.rs"]
+mod suite;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use tenantry::tenancy::TenantRegistry;
@@ -18,12 +23,24 @@ use reqwest::multipart::Form;
 
 use crate::battery::Spec;
 use crate::harness::{AppOptions, PASSWORD, ROOT, TestApp, TestDb, csrf_for};
+use crate::suite::{Runtime, Suite};
 
-#[tokio::test]
+fn main() -> ExitCode {
+    let mut suite = Suite::new(bouncer::missing());
+    suite.test(
+        "provisioning_and_tenant_queries_work_through_pgbouncer",
+        Runtime::CurrentThread,
+        provisioning_and_tenant_queries_work_through_pgbouncer,
+    );
+    suite.test(
+        "isolation_battery_through_pgbouncer_with_two_instances",
+        Runtime::MultiThread { worker_threads: 2 },
+        isolation_battery_through_pgbouncer_with_two_instances,
+    );
+    suite.run()
+}
+
 async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
-    if !bouncer::available() {
-        return;
-    }
     tenantry::tenancy::db::use_prepared_statements(false);
     let db = TestDb::new().await;
     let bouncer = PgBouncer::start(&db.url);
@@ -55,11 +72,7 @@ async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
 /// request sent to either instance at random; then a branding change made
 /// through one instance is served by the other within a second (its
 /// registry LISTENs on the direct connection).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolation_battery_through_pgbouncer_with_two_instances() {
-    if !bouncer::available() {
-        return;
-    }
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
     tenantry::tenancy::db::use_prepared_statements(false);
     let spec = Spec {

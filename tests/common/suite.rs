@@ -1,0 +1,107 @@
+//! A test binary whose tests need something the machine may lack (PgBouncer,
+//! Chromium and ChromeDriver, axe-core, Citus). It runs on `libtest-mimic`
+//! (`harness = false` in Cargo.toml) so that a missing prerequisite shows in
+//! cargo's own report as
+//!
+//! ```text
+//! test isolation_battery_through_pgbouncer_with_two_instances ... ignored (pgbouncer not found; …)
+//! test result: ok. 0 passed; 0 failed; 2 ignored; …
+//! ```
+//!
+//! and never as `ok`. Under `CI` (where `.ci/run` installs everything through
+//! `scripts/install-test-deps.sh`) a missing prerequisite fails each test
+//! instead.
+//!
+//! ```ignore
+//! fn main() -> std::process::ExitCode {
+//!     let mut suite = Suite::new(bouncer::missing());
+//!     suite.test("name", Runtime::CurrentThread, name);
+//!     suite.run()
+//! }
+//! ```
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// The tokio runtime a test's body runs on, as `#[tokio::test]` would build it.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code)] // each suite uses the flavours it needs
+pub enum Runtime {
+    /// `#[tokio::test]`.
+    CurrentThread,
+    /// `#[tokio::test(flavor = "multi_thread", worker_threads = N)]`.
+    MultiThread { worker_threads: usize },
+}
+
+impl Runtime {
+    fn build(self) -> tokio::runtime::Runtime {
+        match self {
+            Runtime::CurrentThread => tokio::runtime::Builder::new_current_thread(),
+            Runtime::MultiThread { worker_threads } => {
+                let mut builder = tokio::runtime::Builder::new_multi_thread();
+                builder.worker_threads(worker_threads);
+                builder
+            }
+        }
+        .enable_all()
+        .build()
+        .expect("build the test's tokio runtime")
+    }
+}
+
+/// The tests of one binary, and what (if anything) they are missing.
+pub struct Suite {
+    missing: Option<String>,
+    trials: Vec<Trial>,
+}
+
+impl Suite {
+    /// `missing`: why the suite cannot run here (what is missing and how to
+    /// install it), or `None` when it can.
+    pub fn new(missing: Option<String>) -> Suite {
+        Suite {
+            missing,
+            trials: Vec::new(),
+        }
+    }
+
+    /// Adds a test whose async `body` runs on a fresh `runtime`; a panic in
+    /// it fails the test, as with `#[tokio::test]`.
+    pub fn test<F, Fut>(&mut self, name: &str, runtime: Runtime, body: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()>,
+    {
+        let missing = self.missing.clone();
+        self.trials.push(Trial::ignorable_test(name, move || {
+            if let Some(why) = missing {
+                return skip(why);
+            }
+            runtime.build().block_on(body());
+            Ok(Completion::Completed)
+        }));
+    }
+
+    /// Runs the tests selected by the command line (cargo's filters, `--list`,
+    /// `--test-threads`…) and reports like the built-in harness.
+    pub fn run(self) -> ExitCode {
+        libtest_mimic::run(&Arguments::from_args(), self.trials).exit_code()
+    }
+}
+
+/// A test that cannot run here: ignored with the reason on a developer's
+/// machine, failed under `CI`, which must run every suite.
+fn skip(why: String) -> Result<Completion, Failed> {
+    if std::env::var_os("CI").is_some() {
+        Err(format!(
+            "CI must run this test, but {why} (scripts/install-test-deps.sh installs every prerequisite)"
+        )
+        .into())
+    } else {
+        Ok(Completion::ignored_with(format!(
+            "{why}; or run scripts/install-test-deps.sh"
+        )))
+    }
+}
