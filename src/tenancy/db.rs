@@ -86,7 +86,7 @@ pub async fn begin_in_schema(
 /// closed (after a restart, say) fails at `BEGIN`, where nothing has happened
 /// yet, so it is safe to drop it and try the next. One attempt more than the
 /// pool holds is enough to reach a freshly opened connection.
-async fn begin_on_live_connection(
+pub(crate) async fn begin_on_live_connection(
     pool: &PgPool,
     begin: impl Fn() -> String,
 ) -> Result<Transaction<'static, Postgres>, sqlx::Error> {

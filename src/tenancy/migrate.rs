@@ -215,7 +215,9 @@ async fn migrate_one(pool: &PgPool, schema: &SchemaName, migrator: &Migrator) ->
         // A busy table makes the ALTER wait; give up after a while and let a
         // rerun pick this tenant up instead of stalling the whole rollout.
         let begin = format!("{}; SET LOCAL lock_timeout = '10s'", begin_sql(schema));
-        let mut tx = pool.begin_with(AssertSqlSafe(begin)).await?;
+        // Stepping over pooled connections that died (the database
+        // restarted mid-rollout), so only tenants really tried can fail.
+        let mut tx = super::db::begin_on_live_connection(pool, || begin.clone()).await?;
         let applied = apply_tenant_migrations(&mut tx, schema, migrator).await?;
         tx.commit().await?;
         Ok::<_, TenantMigrateError>(applied)
