@@ -25,6 +25,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::state::AppState;
 use crate::tenancy::resolve::SiteDispatch;
 use crate::tenancy::sessions::SiteSessionStore;
+use crate::web::auth::SESSION_LIFETIME;
 use crate::web::{csrf, errors, flash, security, static_files};
 use crate::{control_panel, workspace};
 
@@ -70,9 +71,6 @@ pub fn router(state: AppState) -> Router {
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
 }
-
-/// How long a session lasts without being renewed (logging in renews it).
-pub const SESSION_LIFETIME: time::Duration = time::Duration::days(14);
 
 /// What each site's router gets, innermost first: a panic becomes a 500;
 /// sessions in the site's own table; flash messages; the CSRF cookie and

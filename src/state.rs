@@ -43,3 +43,9 @@ impl FromRef<AppState> for PgPool {
         state.pool.clone()
     }
 }
+
+impl FromRef<AppState> for Arc<SiteConfig> {
+    fn from_ref(state: &AppState) -> Arc<SiteConfig> {
+        state.site.clone()
+    }
+}

@@ -18,7 +18,7 @@ use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 
-use super::registry::{Site, Tenant};
+use super::tenant::{Site, Tenant};
 use super::schema::SchemaName;
 
 static PREPARED: AtomicBool = AtomicBool::new(true);

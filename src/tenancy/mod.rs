@@ -10,7 +10,9 @@ pub mod registry;
 pub mod resolve;
 pub mod schema;
 pub mod sessions;
+pub mod tenant;
 
 pub use db::{PublicDb, TenantDb};
-pub use registry::{Site, Tenant, TenantRegistry, TenantStatus};
+pub use registry::TenantRegistry;
+pub use tenant::{Site, Tenant, TenantStatus};
 pub use schema::{SchemaName, Slug};

@@ -11,50 +11,13 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPool};
 
+pub use super::tenant::{Site, Tenant, TenantStatus};
+
 use super::branding::{Branding, Color, LogoRef, Theme};
 use super::db;
 use super::schema::SchemaName;
 
 pub const CHANNEL: &str = "tenantry_catalogue";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TenantStatus {
-    Active,
-    Suspended,
-}
-
-impl TenantStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TenantStatus::Active => "active",
-            TenantStatus::Suspended => "suspended",
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct Tenant {
-    pub id: i64,
-    pub slug: String,
-    pub schema: SchemaName,
-    pub status: TenantStatus,
-    pub branding: Branding,
-    /// The default `<slug>.<root>` domain first, then custom domains.
-    pub domains: Vec<String>,
-}
-
-impl Tenant {
-    pub fn is_suspended(&self) -> bool {
-        self.status == TenantStatus::Suspended
-    }
-}
-
-/// What a request's host resolves to.
-#[derive(Clone, Debug)]
-pub enum Site {
-    ControlPanel,
-    Tenant(Arc<Tenant>),
-}
 
 #[derive(Default)]
 struct Maps {

@@ -7,6 +7,9 @@ use tower_sessions::Session;
 
 use crate::tenancy::sessions::OWNER_KEY;
 
+/// How long a session lasts without being renewed (logging in renews it).
+pub const SESSION_LIFETIME: time::Duration = time::Duration::days(14);
+
 /// Starts an authenticated session for `account_id`, with a new session id
 /// (the old one, possibly planted by an attacker, is deleted).
 pub async fn sign_in(

@@ -2,23 +2,29 @@
 //! throttle.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 
-use crate::state::AppState;
+use crate::config::SiteConfig;
 
 /// The client's address (see [`client_addr`]) as an extractor.
 pub struct ClientAddr(pub Option<String>);
 
-impl FromRequestParts<AppState> for ClientAddr {
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    Arc<SiteConfig>: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        state: &AppState,
+        state: &S,
     ) -> Result<ClientAddr, Self::Rejection> {
-        Ok(ClientAddr(client_addr(parts, state.site.trust_proxy)))
+        let site = Arc::<SiteConfig>::from_ref(state);
+        Ok(ClientAddr(client_addr(parts, site.trust_proxy)))
     }
 }
 

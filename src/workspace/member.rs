@@ -14,10 +14,9 @@ use sqlx::PgPool;
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
-use crate::app::SESSION_LIFETIME;
 use crate::tenancy::{Site, TenantDb};
 use crate::web::AppError;
-use crate::web::auth::sign_in_location;
+use crate::web::auth::{SESSION_LIFETIME, sign_in_location};
 
 /// A user of the tenant, as pages need them.
 #[derive(Clone, Debug, sqlx::FromRow)]
