@@ -10,6 +10,7 @@ pub mod registry;
 pub mod resolve;
 pub mod schema;
 pub mod sessions;
+pub mod sql_split;
 
 pub use db::{PublicDb, TenantDb};
 pub use registry::{Site, Tenant, TenantRegistry, TenantStatus};
