@@ -18,8 +18,8 @@ use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 
-use super::tenant::{Site, Tenant};
 use super::schema::SchemaName;
+use super::tenant::{Site, Tenant};
 
 static PREPARED: AtomicBool = AtomicBool::new(true);
 

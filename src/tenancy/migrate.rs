@@ -8,7 +8,10 @@
 //! Here a tenant's pending migrations, its ledger rows and its summary in
 //! `public.tenants.schema_version` commit in **one** transaction under a
 //! per-schema lock, pinned with `SET LOCAL`: a failure leaves that tenant as it
-//! was, the pooled connection stays clean, and a rerun resumes.
+//! was, the pooled connection stays clean, and a rerun resumes. A migration
+//! file is sent one statement at a time ([`split_statements`]), which a Citus
+//! coordinator can forward to a worker; its checksum is still sqlx's, over the
+//! whole file, so existing ledgers match.
 
 use std::time::{Duration, Instant};
 
@@ -19,6 +22,7 @@ use sqlx::{AssertSqlSafe, Executor};
 
 use super::db::{self, begin_sql};
 use super::schema::SchemaName;
+use super::sql_split::split_statements;
 
 pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
 pub static TENANT_MIGRATIONS: Migrator = sqlx::migrate!("migrations/tenant");
@@ -113,13 +117,18 @@ pub async fn apply_tenant_migrations(
             return Err(TenantMigrateError::NoTransaction(migration.version));
         }
         let started = Instant::now();
-        conn.execute(AssertSqlSafe(migration.sql.as_str()))
-            .await
-            .map_err(|source| TenantMigrateError::Migration {
-                version: migration.version,
-                description: migration.description.to_string(),
-                source,
-            })?;
+        // One statement per message: a Citus coordinator cannot forward a
+        // multi-statement string to a worker. The ledger's checksum stays
+        // sqlx's, over the whole file.
+        for statement in split_statements(migration.sql.as_str()) {
+            conn.execute(AssertSqlSafe(statement))
+                .await
+                .map_err(|source| TenantMigrateError::Migration {
+                    version: migration.version,
+                    description: migration.description.to_string(),
+                    source,
+                })?;
+        }
         db::query(
             "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
              VALUES ($1, $2, true, $3, $4)",
@@ -230,5 +239,45 @@ async fn migrate_one(pool: &PgPool, schema: &SchemaName, migrator: &Migrator) ->
             took: started.elapsed(),
         },
         Err(e) => Outcome::Failed(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SHA-384 that every existing tenant ledger holds for version 1.
+    const WORKSPACE_CHECKSUM: &str = "8841c7be91eb8fc1d1d409d5e48cb56d3df0c98507beb01265778a70debb3ebeed61a2b34396c58056517be435187b6d";
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn tenant_migration_checksums_are_unchanged() {
+        let embedded: Vec<_> = TENANT_MIGRATIONS.iter().collect();
+        let first = embedded.iter().find(|m| m.version == 1).unwrap();
+        assert_eq!(hex(&first.checksum), WORKSPACE_CHECKSUM);
+
+        // And it is what sqlx's own migrator reads from the directory.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/tenant");
+        let from_disk = Migrator::new(dir).await.unwrap();
+        let on_disk: Vec<_> = from_disk
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        let ours: Vec<_> = embedded
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        assert_eq!(ours, on_disk);
+    }
+
+    #[test]
+    fn every_tenant_migration_splits_into_statements() {
+        for m in TENANT_MIGRATIONS.iter() {
+            let statements = split_statements(m.sql.as_str());
+            assert!(!statements.is_empty(), "migration {}", m.version);
+        }
     }
 }

@@ -10,9 +10,10 @@ pub mod registry;
 pub mod resolve;
 pub mod schema;
 pub mod sessions;
+pub mod sql_split;
 pub mod tenant;
 
 pub use db::{PublicDb, TenantDb};
 pub use registry::TenantRegistry;
-pub use tenant::{Site, Tenant, TenantStatus};
 pub use schema::{SchemaName, Slug};
+pub use tenant::{Site, Tenant, TenantStatus};

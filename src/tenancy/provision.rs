@@ -109,16 +109,16 @@ pub async fn begin(
         None => e.into(),
     })?;
 
-    let create = format!(
-        "CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted}",
-        quoted = schema.quoted()
-    );
+    // Two messages, one statement each, as a Citus coordinator needs.
+    let create = format!("CREATE SCHEMA {}", schema.quoted());
     tx.execute(AssertSqlSafe(create)).await.map_err(|e| {
         match e.as_database_error().and_then(|d| d.code()) {
             Some(code) if code == "42P06" => ProvisionError::SchemaExists(schema.to_string()),
             _ => e.into(),
         }
     })?;
+    let pin = format!("SET LOCAL search_path TO {}", schema.quoted());
+    tx.execute(AssertSqlSafe(pin)).await?;
 
     pause_for_tests("after-schema").await;
     apply_tenant_migrations(&mut tx, &schema, migrator).await?;

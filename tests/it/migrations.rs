@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use sha2::Digest;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use tenantry::tenancy::migrate::{self, TENANT_MIGRATIONS};
@@ -118,4 +119,70 @@ async fn a_changed_migration_file_is_reported_not_applied() {
     .unwrap();
     assert_eq!(summary.failed.len(), 1);
     assert!(summary.failed[0].1.contains("checksum"), "{summary:?}");
+}
+
+#[tokio::test]
+async fn a_migration_with_quoted_semicolons_applies_statement_by_statement() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    let sql = r#"-- Touches updated_at; the body holds semicolons.
+CREATE FUNCTION touch_task() RETURNS trigger LANGUAGE plpgsql AS $body$
+BEGIN
+    NEW.updated_at := now(); -- not the end;
+    NEW.description := NEW.description || $$;$$ || E'\';' || 'it''s;';
+    RETURN NEW;
+END
+$body$;
+/* a /* nested; */ comment; */
+CREATE TRIGGER "touch;task" BEFORE UPDATE ON tasks
+    FOR EACH ROW EXECUTE FUNCTION touch_task()"#;
+    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
+    migrations.push(Migration::new(
+        90_001,
+        Cow::Borrowed("touch tasks"),
+        MigrationType::Simple,
+        sqlx::AssertSqlSafe(sql).into_sql_str(),
+        false,
+    ));
+    let migrator = Migrator::with_migrations(migrations);
+    let summary = migrate::rollout(&db.pool, &migrator, 1, false, |_, _| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (summary.migrated, summary.failed.len()),
+        (1, 0),
+        "{summary:?}"
+    );
+
+    sqlx::raw_sql(
+        "INSERT INTO t_acme.tasks (title) VALUES ('x');
+         UPDATE t_acme.tasks SET title = 'y'",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let description: String = sqlx::query_scalar("SELECT description FROM t_acme.tasks")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(description, ";';it's;");
+
+    // The ledger holds sqlx's checksum of the whole text, as before.
+    let checksum: Vec<u8> =
+        sqlx::query_scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 90001")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    let expected = migrator.iter().find(|m| m.version == 90_001).unwrap();
+    assert_eq!(checksum.as_slice(), expected.checksum.as_ref());
+    assert_eq!(checksum, sha2::Sha384::digest(sql).to_vec());
+    let first: Vec<u8> =
+        sqlx::query_scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 1")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        first.as_slice(),
+        TENANT_MIGRATIONS.iter().next().unwrap().checksum.as_ref()
+    );
 }
