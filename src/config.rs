@@ -62,7 +62,8 @@ pub struct ServeConfig {
     #[arg(long, env = "TENANTRY_HEADER_TIMEOUT_SECS", default_value_t = 10)]
     pub header_timeout_secs: u64,
 
-    /// Seconds a keep-alive connection may sit idle before it is closed.
+    /// Seconds a connection may move no byte before it is closed (an HTTP/1
+    /// connection between requests also meets the header timeout).
     #[arg(long, env = "TENANTRY_IDLE_TIMEOUT_SECS", default_value_t = 60)]
     pub idle_timeout_secs: u64,
 

@@ -3,8 +3,11 @@
 //!
 //! - headers must arrive within [`ConnectionLimits::header_read_timeout`]
 //!   (a client sending one byte every few seconds is cut off);
-//! - a keep-alive connection with no traffic for
-//!   [`ConnectionLimits::idle_timeout`] is closed;
+//! - a connection with no traffic for [`ConnectionLimits::idle_timeout`]
+//!   is closed (an HTTP/1 connection waiting for its next request also
+//!   meets the header timeout, which hyper starts as soon as it waits, so
+//!   there the shorter of the two applies; the idle timeout is what bounds
+//!   HTTP/2 connections and silent request bodies);
 //! - at most [`ConnectionLimits::max_connections`] are open at once: past
 //!   that, new ones wait in the kernel's backlog;
 //! - on shutdown, accepting stops, idle connections close, and requests in

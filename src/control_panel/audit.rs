@@ -7,7 +7,7 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::{Admin, Nav, chrome};
+use super::{PanelNav, SuperAdmin, chrome};
 use crate::state::AppState;
 use crate::tenancy::db;
 use crate::web::{AppError, Chrome, CsrfToken};
@@ -47,7 +47,7 @@ pub async fn record(
     Ok(())
 }
 
-impl Admin {
+impl SuperAdmin {
     /// Records an action of this super-admin.
     pub async fn audit(
         &self,
@@ -150,7 +150,7 @@ pub struct AuditQuery {
 #[template(path = "control_panel/audit.html")]
 pub struct AuditPage {
     chrome: Chrome,
-    nav: Nav,
+    nav: PanelNav,
     rows: Vec<AuditRow>,
     tenant: Option<String>,
     /// The `before` cursor of the next (older) page, if there is one.
@@ -171,7 +171,7 @@ impl AuditPage {
 /// `GET /audit`: the log, newest first, 50 to a page (keyset pagination, so
 /// any page is as fast as the first).
 pub async fn page(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,

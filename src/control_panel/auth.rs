@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{Admin, ClientAddr, audit, chrome};
+use super::{ClientAddr, SuperAdmin, audit, chrome};
 use crate::password;
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
@@ -186,7 +186,7 @@ pub struct Empty {}
 
 /// `POST /logout`: ends the session (its row is deleted at once).
 pub async fn logout(
-    admin: Admin,
+    admin: SuperAdmin,
     session: Session,
     mut db: PublicDb,
     CsrfForm(_): CsrfForm<Empty>,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::tenants::{self, BrandingValues, COLOR_HINT, DetailForms, back_to, parse_slug};
-use super::{Admin, audit};
+use super::{SuperAdmin, audit};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::branding::{Color, Theme, clean_display_name};
@@ -92,7 +92,7 @@ impl LogoChange {
 /// catalogue row and bumps `branding_version` (the `/theme.css` ETag); the
 /// registry hears of it by NOTIFY. 303 back, or the page again with 422.
 pub async fn update(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     headers: HeaderMap,
     State(state): State<AppState>,
@@ -261,7 +261,7 @@ pub async fn update(
 /// `GET /tenants/{slug}/logo`: the stored logo, for the editor's preview (the
 /// tenant's own `/brand/logo` is on another origin, which the CSP refuses).
 pub async fn logo(
-    _admin: Admin,
+    _admin: SuperAdmin,
     State(state): State<AppState>,
     Path(slug): Path<String>,
 ) -> Result<Response, AppError> {

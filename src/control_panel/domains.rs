@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::auth::Empty;
 use super::tenants::{self, DetailForms, back_to, parse_slug};
-use super::{Admin, audit};
+use super::{SuperAdmin, audit};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::db;
@@ -24,7 +24,7 @@ pub struct DomainForm {
 /// `POST /tenants/{slug}/domains`: a lower-cased, valid host name that no
 /// tenant uses yet and that is not the root domain or under it.
 pub async fn add(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     headers: HeaderMap,
     State(state): State<AppState>,
@@ -86,7 +86,7 @@ pub async fn add(
 
 /// `POST /tenants/{slug}/domains/{domain}/delete`.
 pub async fn remove(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     headers: HeaderMap,
     State(state): State<AppState>,

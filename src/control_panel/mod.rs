@@ -1,7 +1,7 @@
 //! The control panel, served on the root domain: super-admins sign in, then
 //! create, brand, suspend and delete tenants. Every action is audited.
 //!
-//! - [`auth`]: login and logout, and the [`Admin`] guard every other page uses
+//! - [`auth`]: login and logout, and the [`SuperAdmin`] guard every other page uses
 //! - [`tenants`]: the tenant list, the create form, the detail page, status
 //!   changes and deletion
 //! - [`branding`]: the branding editor (multipart, with a logo upload)
@@ -58,17 +58,17 @@ fn chrome() -> Chrome {
 /// The signed-in super-admin. As an extractor it is the login guard: with no
 /// signed-in super-admin the request is answered with a 303 to `/login`.
 #[derive(Clone, Debug)]
-pub struct Admin {
+pub struct SuperAdmin {
     pub id: i64,
     pub email: String,
     /// The client's address, for the audit log.
     pub addr: Option<String>,
 }
 
-impl Admin {
+impl SuperAdmin {
     /// The top bar's navigation for a page of the signed-in panel.
-    pub fn nav(&self, csrf: &crate::web::CsrfToken, current: &'static str) -> Nav {
-        Nav {
+    pub fn nav(&self, csrf: &crate::web::CsrfToken, current: &'static str) -> PanelNav {
+        PanelNav {
             email: self.email.clone(),
             csrf: csrf.0.clone(),
             current,
@@ -78,17 +78,20 @@ impl Admin {
 
 /// What the navigation partial (`control_panel/nav.html`) shows.
 #[derive(Clone, Debug)]
-pub struct Nav {
+pub struct PanelNav {
     pub email: String,
     pub csrf: String,
     /// `tenants`, `new` or `audit`: marks the current link.
     pub current: &'static str,
 }
 
-impl FromRequestParts<AppState> for Admin {
+impl FromRequestParts<AppState> for SuperAdmin {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Admin, Response> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<SuperAdmin, Response> {
         let location = crate::web::auth::sign_in_location(&parts.method, &parts.uri);
         let to_login = || Redirect::to(&location).into_response();
         let session = Session::from_request_parts(parts, state)
@@ -118,7 +121,7 @@ impl FromRequestParts<AppState> for Admin {
             let _ = crate::web::auth::sign_out(&session).await;
             return Err(to_login());
         };
-        Ok(Admin {
+        Ok(SuperAdmin {
             id,
             email,
             addr: client_addr(parts, state.site.trust_proxy),

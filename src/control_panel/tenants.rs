@@ -11,7 +11,7 @@ use sqlx::AssertSqlSafe;
 
 use super::audit::{self, AuditRow};
 use super::auth::Empty;
-use super::{Admin, Nav, TenantLinks, chrome};
+use super::{PanelNav, SuperAdmin, TenantLinks, chrome};
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
 use crate::state::AppState;
@@ -56,7 +56,7 @@ pub struct ListRow {
 #[template(path = "control_panel/tenants.html")]
 pub struct ListPage {
     chrome: Chrome,
-    nav: Nav,
+    nav: PanelNav,
     flash: IncomingFlash,
     rows: Vec<ListRow>,
     q: String,
@@ -108,7 +108,7 @@ const LIST_WHERE: &str =
 /// name. Two queries per page whatever the number of tenants: the user count
 /// is a column the tenant app maintains, never a query per row.
 pub async fn list(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     flash: IncomingFlash,
     headers: HeaderMap,
@@ -182,7 +182,7 @@ pub struct NewForm {
 #[template(path = "control_panel/new.html")]
 pub struct NewPage {
     chrome: Chrome,
-    nav: Nav,
+    nav: PanelNav,
     form: NewForm,
     errors: FieldErrors,
     root: String,
@@ -190,7 +190,11 @@ pub struct NewPage {
 }
 
 /// `GET /tenants/new`.
-pub async fn new_page(admin: Admin, csrf: CsrfToken, State(state): State<AppState>) -> NewPage {
+pub async fn new_page(
+    admin: SuperAdmin,
+    csrf: CsrfToken,
+    State(state): State<AppState>,
+) -> NewPage {
     NewPage {
         chrome: chrome(),
         nav: admin.nav(&csrf, "new"),
@@ -208,7 +212,7 @@ pub async fn new_page(admin: Admin, csrf: CsrfToken, State(state): State<AppStat
 /// `POST /tenants`: provisions the tenant and its first admin in one
 /// transaction (with the audit row), then 303 to its page.
 pub async fn create(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     State(state): State<AppState>,
     CsrfForm(mut form): CsrfForm<NewForm>,
@@ -477,7 +481,7 @@ impl Preview {
 #[template(path = "control_panel/detail.html")]
 pub struct DetailPage {
     chrome: Chrome,
-    nav: Nav,
+    nav: PanelNav,
     flash: IncomingFlash,
     csrf: String,
     t: TenantRow,
@@ -508,7 +512,7 @@ impl DetailPage {
 /// Builds the detail page of `slug`, with `forms` as typed.
 pub async fn detail_page(
     state: &AppState,
-    admin: &Admin,
+    admin: &SuperAdmin,
     csrf: &CsrfToken,
     headers: &HeaderMap,
     slug: &Slug,
@@ -562,7 +566,7 @@ pub async fn detail_page(
 /// The detail page re-rendered with 422 after an invalid form.
 pub async fn invalid(
     state: &AppState,
-    admin: &Admin,
+    admin: &SuperAdmin,
     csrf: &CsrfToken,
     headers: &HeaderMap,
     slug: &Slug,
@@ -583,7 +587,7 @@ pub async fn invalid(
 
 /// `GET /tenants/{slug}`.
 pub async fn detail(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     flash: IncomingFlash,
     headers: HeaderMap,
@@ -623,7 +627,7 @@ async fn lock_status(db: &mut PublicDb, slug: &Slug) -> Result<String, AppError>
 /// on (the registry hears of it by NOTIFY), and every session of its users is
 /// deleted in the same transaction, so nobody keeps access.
 pub async fn suspend(
-    admin: Admin,
+    admin: SuperAdmin,
     Path(slug): Path<String>,
     mut db: PublicDb,
     CsrfForm(_): CsrfForm<Empty>,
@@ -664,7 +668,7 @@ pub async fn suspend(
 
 /// `POST /tenants/{slug}/reactivate`.
 pub async fn reactivate(
-    admin: Admin,
+    admin: SuperAdmin,
     Path(slug): Path<String>,
     mut db: PublicDb,
     CsrfForm(_): CsrfForm<Empty>,
@@ -698,7 +702,7 @@ pub struct DeleteForm {
 /// `POST /tenants/{slug}/delete`: with the slug typed again, drops the
 /// catalogue row, the domains and the schema in one transaction.
 pub async fn delete(
-    admin: Admin,
+    admin: SuperAdmin,
     csrf: CsrfToken,
     headers: HeaderMap,
     State(state): State<AppState>,

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use sqlx::PgPool;
 
-use super::member::{Member, Nav};
+use super::member::{Member, WorkspaceNav};
 use crate::password;
 use crate::tenancy::Site;
 use crate::tenancy::sessions::end_sessions_of;
@@ -19,7 +19,7 @@ use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, Inco
 struct AccountPage {
     chrome: Chrome,
     flash: IncomingFlash,
-    nav: Nav,
+    nav: WorkspaceNav,
     csrf: String,
     name: String,
     email: String,
@@ -37,7 +37,7 @@ fn account_page(
     AccountPage {
         chrome: Chrome::for_site(site),
         flash,
-        nav: Nav::new(&member.user, "account"),
+        nav: WorkspaceNav::new(&member.user, "account"),
         csrf: csrf.0,
         name: member.user.display_name.clone(),
         email: member.user.email.clone(),

@@ -53,7 +53,7 @@ pub struct Member {
 }
 
 /// A [`Member`] whose role is `admin`; anyone else gets 403.
-pub struct Admin(pub Member);
+pub struct TenantAdmin(pub Member);
 
 /// Why there is no member for this request.
 pub enum NotMember {
@@ -133,7 +133,7 @@ where
     }
 }
 
-impl<S> FromRequestParts<S> for Admin
+impl<S> FromRequestParts<S> for TenantAdmin
 where
     PgPool: FromRef<S>,
     S: Send + Sync,
@@ -143,7 +143,7 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NotMember> {
         let member = Member::from_request_parts(parts, state).await?;
         if member.user.is_admin() {
-            Ok(Admin(member))
+            Ok(TenantAdmin(member))
         } else {
             Err(NotMember::Error(AppError::Forbidden))
         }
@@ -152,16 +152,16 @@ where
 
 /// What the navigation bar shows.
 #[derive(Clone, Debug)]
-pub struct Nav {
+pub struct WorkspaceNav {
     pub user_name: String,
     pub is_admin: bool,
     /// `board`, `users` or `account`: marks the current link.
     pub current: &'static str,
 }
 
-impl Nav {
-    pub fn new(user: &User, current: &'static str) -> Nav {
-        Nav {
+impl WorkspaceNav {
+    pub fn new(user: &User, current: &'static str) -> WorkspaceNav {
+        WorkspaceNav {
             user_name: user.display_name.clone(),
             is_admin: user.is_admin(),
             current,

@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use crate::state::AppState;
 use crate::tenancy::Site;
 
-pub use member::{Admin, Member, User};
+pub use member::{Member, TenantAdmin, User};
 
 /// A suspended tenant's pages answer 403 (rendered as the branded "workspace
 /// suspended" page); its stylesheet and logo stay up so that page is branded.

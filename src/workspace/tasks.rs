@@ -9,7 +9,7 @@ use serde::Deserialize;
 use time::{Date, Month};
 
 use super::auth::Empty;
-use super::member::{Member, Nav, parse_id};
+use super::member::{Member, WorkspaceNav, parse_id};
 use crate::tenancy::{Site, TenantDb};
 use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, IncomingFlash};
 
@@ -265,7 +265,7 @@ async fn people(db: &mut TenantDb, also: Option<i64>) -> Result<Vec<Person>, App
 struct BoardPage {
     chrome: Chrome,
     flash: IncomingFlash,
-    nav: Nav,
+    nav: WorkspaceNav,
     csrf: String,
     columns: Vec<Column>,
     total: usize,
@@ -340,7 +340,7 @@ async fn board_page(
     Ok(BoardPage {
         chrome: Chrome::for_site(site),
         flash,
-        nav: Nav::new(&member.user, "board"),
+        nav: WorkspaceNav::new(&member.user, "board"),
         csrf: csrf.0,
         total: columns.iter().map(|c| c.count).sum(),
         columns,
@@ -442,7 +442,7 @@ async fn find_task(db: &mut TenantDb, id: i64) -> Result<TaskRow, AppError> {
 struct TaskPage {
     chrome: Chrome,
     flash: IncomingFlash,
-    nav: Nav,
+    nav: WorkspaceNav,
     csrf: String,
     id: i64,
     created: String,
@@ -469,7 +469,7 @@ async fn task_page(
     Ok(TaskPage {
         chrome: Chrome::for_site(site),
         flash: IncomingFlash(None),
-        nav: Nav::new(&member.user, "board"),
+        nav: WorkspaceNav::new(&member.user, "board"),
         csrf: csrf.0,
         id: task.id,
         created,
@@ -581,7 +581,7 @@ pub async fn move_task(
 #[template(path = "workspace/task_delete.html")]
 struct DeletePage {
     chrome: Chrome,
-    nav: Nav,
+    nav: WorkspaceNav,
     csrf: String,
     id: i64,
     title: String,
@@ -598,7 +598,7 @@ pub async fn delete_form(
     let task = find_task(&mut member.db, id).await?;
     Ok(DeletePage {
         chrome: Chrome::for_site(&site),
-        nav: Nav::new(&member.user, "board"),
+        nav: WorkspaceNav::new(&member.user, "board"),
         csrf: csrf.0,
         id: task.id,
         title: task.title,

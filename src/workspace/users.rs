@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sqlx::PgPool;
 
 use super::auth::Empty;
-use super::member::{Admin, Nav, parse_id};
+use super::member::{TenantAdmin, WorkspaceNav, parse_id};
 use crate::password;
 use crate::tenancy::sessions::end_sessions_of;
 use crate::tenancy::{Site, TenantDb};
@@ -49,7 +49,7 @@ pub struct NewUserForm {
 struct UsersPage {
     chrome: Chrome,
     flash: IncomingFlash,
-    nav: Nav,
+    nav: WorkspaceNav,
     csrf: String,
     me: i64,
     users: Vec<Row>,
@@ -60,7 +60,7 @@ struct UsersPage {
 
 async fn users_page(
     site: &Site,
-    admin: &mut Admin,
+    admin: &mut TenantAdmin,
     csrf: CsrfToken,
     flash: IncomingFlash,
     form: NewUserForm,
@@ -78,7 +78,7 @@ async fn users_page(
     Ok(UsersPage {
         chrome: Chrome::for_site(site),
         flash,
-        nav: Nav::new(&member.user, "users"),
+        nav: WorkspaceNav::new(&member.user, "users"),
         csrf: csrf.0,
         me: member.user.id,
         active_count: users.iter().filter(|u| u.active).count(),
@@ -91,7 +91,7 @@ async fn users_page(
 /// `GET /admin/users`.
 pub async fn list(
     site: Site,
-    mut admin: Admin,
+    mut admin: TenantAdmin,
     csrf: CsrfToken,
     flash: IncomingFlash,
 ) -> Result<impl IntoResponse, AppError> {
@@ -120,7 +120,7 @@ async fn update_user_count(db: &mut TenantDb) -> Result<(), AppError> {
 pub async fn create(
     site: Site,
     State(pool): State<PgPool>,
-    mut admin: Admin,
+    mut admin: TenantAdmin,
     csrf: CsrfToken,
     CsrfForm(form): CsrfForm<NewUserForm>,
 ) -> Result<Response, AppError> {
@@ -237,7 +237,7 @@ pub struct RoleForm {
 
 /// `POST /admin/users/{id}/role`.
 pub async fn change_role(
-    Admin(mut member): Admin,
+    TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(form): CsrfForm<RoleForm>,
 ) -> Result<Response, AppError> {
@@ -285,7 +285,7 @@ fn a_role(role: &str) -> &'static str {
 
 /// `POST /admin/users/{id}/deactivate`: ends their sessions at once.
 pub async fn deactivate(
-    Admin(mut member): Admin,
+    TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(Empty {}): CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
@@ -319,7 +319,7 @@ pub async fn deactivate(
 
 /// `POST /admin/users/{id}/reactivate`.
 pub async fn reactivate(
-    Admin(mut member): Admin,
+    TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(Empty {}): CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
