@@ -76,8 +76,9 @@ pub struct LoginForm {
     next: String,
 }
 
-/// `POST /login`: 303 to `next` (a same-site path) or `/` on success; otherwise the form again with 401
-/// and one message that does not say which of the two was wrong.
+/// `POST /login`: 303 to `next` (a same-site path) or `/` on success;
+/// otherwise the form again with 401 and one message that does not say
+/// which of the two was wrong.
 pub async fn login(
     State(state): State<AppState>,
     session: Session,
