@@ -58,7 +58,8 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(30),
         ))
-        // Whatever fails outside a site (a timeout) is still a page.
+        // The one error-page layer: every error response, a site's or not
+        // (a timeout), becomes a page, branded with the site it was for.
         .layer(middleware::from_fn(errors::error_pages))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -74,8 +75,8 @@ pub fn router(state: AppState) -> Router {
 
 /// What each site's router gets, innermost first: a panic becomes a 500;
 /// sessions in the site's own table; flash messages; the CSRF cookie and
-/// token; an Origin check for unsafe methods; the request body limit (413);
-/// and every error response becomes the site's branded error page.
+/// token; an Origin check for unsafe methods; the request body limit (413).
+/// Error pages are rendered once, outside (see `router`).
 fn site_layers(router: Router, state: &AppState) -> Router {
     let sessions = SessionManagerLayer::new(SiteSessionStore::new(state.pool.clone()))
         .with_name("tenantry_session")
@@ -93,9 +94,8 @@ fn site_layers(router: Router, state: &AppState) -> Router {
             csrf::provide_token(key.clone(), req, next)
         }))
         .layer(CsrfLayer::new())
-        // Inside the error pages, so a 413 is the site's page too.
+        // Inside the dispatch, so a 413 is branded with the site too.
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(middleware::from_fn(errors::error_pages))
 }
 
 /// 200 while the database answers, 503 otherwise.

@@ -17,7 +17,7 @@ pub mod tenants;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect, Response};
+
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
@@ -25,8 +25,8 @@ use crate::config::SiteConfig;
 use crate::state::AppState;
 use crate::tenancy::Site;
 use crate::tenancy::db;
-use crate::web::Chrome;
 pub use crate::web::client::{ClientAddr, client_addr};
+use crate::web::{AppError, Chrome};
 
 pub fn router(state: AppState) -> Router {
     Router::new()
@@ -86,36 +86,27 @@ pub struct PanelNav {
 }
 
 impl FromRequestParts<AppState> for SuperAdmin {
-    type Rejection = Response;
+    type Rejection = AppError;
 
     async fn from_request_parts(
         parts: &mut Parts,
         state: &AppState,
-    ) -> Result<SuperAdmin, Response> {
+    ) -> Result<SuperAdmin, AppError> {
         let location = crate::web::auth::sign_in_location(&parts.method, &parts.uri);
-        let to_login = || Redirect::to(&location).into_response();
+        let to_login = || AppError::SignInRequired(location.clone());
         let session = Session::from_request_parts(parts, state)
             .await
-            .map_err(IntoResponse::into_response)?;
-        let id = match crate::web::auth::signed_in(&session).await {
-            Ok(Some(id)) => id,
-            Ok(None) => return Err(to_login()),
-            Err(e) => {
-                return Err(crate::web::AppError::Internal(anyhow::anyhow!(
-                    "session load failed: {e}"
-                ))
-                .into_response());
-            }
+            .map_err(|(_, why)| AppError::Internal(anyhow::anyhow!("no session: {why}")))?;
+        let Some(id) = crate::web::auth::signed_in(&session).await? else {
+            return Err(to_login());
         };
-        let email: Option<String> = async {
+        let email: Option<String> = {
             let mut tx = db::begin_public(&state.pool).await?;
             db::query_scalar("SELECT email FROM public.super_admins WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
-                .await
-        }
-        .await
-        .map_err(|e| crate::web::AppError::from(e).into_response())?;
+                .await?
+        };
         let Some(email) = email else {
             // The account is gone: its session means nothing any more.
             let _ = crate::web::auth::sign_out(&session).await;

@@ -10,16 +10,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use axum::extract::{FromRef, FromRequestParts};
-use axum::http::StatusCode;
-use axum::http::request::Parts;
-use axum::response::{IntoResponse, Response};
 use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 
 use super::schema::SchemaName;
-use super::tenant::{Site, Tenant};
+use super::tenant::Tenant;
 
 static PREPARED: AtomicBool = AtomicBool::new(true);
 
@@ -214,62 +210,5 @@ impl PublicDb {
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
-    }
-}
-
-/// Why a database extractor could not open its transaction.
-#[derive(Debug)]
-pub enum DbRejection {
-    /// The request is not for a tenant site (a routing bug).
-    NotATenant,
-    /// The database is unreachable or the pool exhausted.
-    Unavailable(sqlx::Error),
-}
-
-impl IntoResponse for DbRejection {
-    fn into_response(self) -> Response {
-        match self {
-            DbRejection::NotATenant => {
-                tracing::error!("TenantDb used outside a tenant site");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
-            DbRejection::Unavailable(e) => {
-                tracing::error!(error = %e, "database unavailable");
-                StatusCode::SERVICE_UNAVAILABLE.into_response()
-            }
-        }
-    }
-}
-
-impl<S> FromRequestParts<S> for TenantDb
-where
-    PgPool: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = DbRejection;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, DbRejection> {
-        let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>() else {
-            return Err(DbRejection::NotATenant);
-        };
-        let pool = PgPool::from_ref(state);
-        TenantDb::begin(&pool, tenant.clone())
-            .await
-            .map_err(DbRejection::Unavailable)
-    }
-}
-
-impl<S> FromRequestParts<S> for PublicDb
-where
-    PgPool: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = DbRejection;
-
-    async fn from_request_parts(_: &mut Parts, state: &S) -> Result<Self, DbRejection> {
-        let pool = PgPool::from_ref(state);
-        PublicDb::begin(&pool)
-            .await
-            .map_err(DbRejection::Unavailable)
     }
 }

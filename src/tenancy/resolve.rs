@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{FromRequestParts, Request};
-use axum::http::request::Parts;
+use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use tower::ServiceExt;
@@ -57,7 +56,7 @@ impl SiteDispatch {
             Site::Tenant(_) => self.tenant_app,
         };
         req.extensions_mut().insert(site.clone());
-        let response = match with_site(site.clone(), router.oneshot(req)).await {
+        let mut response = match with_site(site.clone(), router.oneshot(req)).await {
             Ok(response) => response,
             Err(never) => match never {},
         };
@@ -77,6 +76,9 @@ impl SiteDispatch {
                 return (self.unknown_host)(StatusCode::NOT_FOUND);
             }
         }
+        // Which site answered, for layers outside the dispatch (the
+        // application's error pages are branded with it).
+        response.extensions_mut().insert(site);
         response
     }
 }
@@ -104,17 +106,4 @@ fn request_host(req: &Request, trust_proxy: bool) -> Option<String> {
         return host.to_str().ok().map(str::to_owned);
     }
     req.uri().authority().map(|a| a.as_str().to_owned())
-}
-
-/// Handlers take the site they serve as an extractor.
-impl<S: Send + Sync> FromRequestParts<S> for Site {
-    type Rejection = StatusCode;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Site, StatusCode> {
-        parts
-            .extensions
-            .get::<Site>()
-            .cloned()
-            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
-    }
 }

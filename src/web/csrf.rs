@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::tenancy::db;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use hmac::{Hmac, KeyInit, Mac};
@@ -71,14 +71,12 @@ impl CsrfToken {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CsrfToken {
-    type Rejection = StatusCode;
+    type Rejection = super::AppError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<CsrfToken, StatusCode> {
-        parts
-            .extensions
-            .get::<CsrfToken>()
-            .cloned()
-            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<CsrfToken, super::AppError> {
+        parts.extensions.get::<CsrfToken>().cloned().ok_or_else(|| {
+            super::AppError::Internal(anyhow::anyhow!("no CSRF token: the layer is missing"))
+        })
     }
 }
 

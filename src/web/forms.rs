@@ -5,10 +5,17 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 
+use super::AppError;
 use super::csrf::CsrfToken;
+
+/// A body that is not a valid form: logged (for whoever debugs a client),
+/// answered 400.
+fn malformed(why: impl std::fmt::Display) -> AppError {
+    tracing::debug!(%why, "malformed form");
+    AppError::BadRequest
+}
 
 /// A urlencoded form whose `csrf_token` field was checked: a missing or wrong
 /// token is a 403, a body that is not a valid form a 400 (text that is not
@@ -16,49 +23,29 @@ use super::csrf::CsrfToken;
 /// silently turned into U+FFFD), too large a 413.
 pub struct CsrfForm<T>(pub T);
 
-#[derive(Debug)]
-pub enum FormRejection {
-    BadCsrf,
-    Malformed(String),
-    TooLarge,
-}
-
-impl IntoResponse for FormRejection {
-    fn into_response(self) -> Response {
-        match self {
-            FormRejection::BadCsrf => StatusCode::FORBIDDEN.into_response(),
-            FormRejection::Malformed(why) => {
-                tracing::debug!(%why, "malformed form");
-                StatusCode::BAD_REQUEST.into_response()
-            }
-            FormRejection::TooLarge => StatusCode::PAYLOAD_TOO_LARGE.into_response(),
-        }
-    }
-}
-
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
-    type Rejection = FormRejection;
+    type Rejection = AppError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, FormRejection> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
         let expected = req.extensions().get::<CsrfToken>().cloned();
         let body = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                FormRejection::TooLarge
+                AppError::TooLarge
             } else {
-                FormRejection::Malformed(e.body_text())
+                malformed(e.body_text())
             }
         })?;
         if std::str::from_utf8(&body).is_err() {
-            return Err(FormRejection::Malformed("body is not UTF-8".into()));
+            return Err(malformed("body is not UTF-8"));
         }
-        let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
-            .map_err(|e| FormRejection::Malformed(e.to_string()))?;
+        let fields: Vec<(String, String)> =
+            serde_urlencoded::from_bytes(&body).map_err(|e| malformed(e.to_string()))?;
         // Percent-decoding is lossy: bytes that are not UTF-8 become U+FFFD.
         if fields
             .iter()
             .any(|(k, v)| k.contains('\u{fffd}') || v.contains('\u{fffd}'))
         {
-            return Err(FormRejection::Malformed("a field is not UTF-8".into()));
+            return Err(malformed("a field is not UTF-8"));
         }
         let mut tokens = fields.iter().filter(|(k, _)| k == "csrf_token");
         let valid = match (expected, tokens.next(), tokens.next()) {
@@ -66,11 +53,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for CsrfForm<T> {
             _ => false,
         };
         if !valid {
-            return Err(FormRejection::BadCsrf);
+            return Err(AppError::Forbidden);
         }
         serde_urlencoded::from_bytes(&body)
             .map(CsrfForm)
-            .map_err(|e| FormRejection::Malformed(e.to_string()))
+            .map_err(|e| malformed(e.to_string()))
     }
 }
 

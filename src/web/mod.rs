@@ -6,6 +6,7 @@ pub mod chrome;
 pub mod client;
 pub mod csrf;
 pub mod errors;
+mod extract;
 pub mod flash;
 pub mod forms;
 pub mod security;
@@ -14,7 +15,7 @@ pub mod throttle;
 
 pub use chrome::Chrome;
 pub use csrf::CsrfToken;
-pub use errors::AppError;
+pub use errors::{AppError, AppResult};
 pub use flash::{Flash, IncomingFlash};
 pub use forms::{CsrfForm, FieldErrors};
 

@@ -91,10 +91,7 @@ pub async fn limit_headers(
         total += size;
         if value.len() > MAX_HEADER_BYTES || total > MAX_HEADERS_TOTAL {
             tracing::info!(header = name.as_str(), size, "request headers too large");
-            return super::errors::error_page(
-                axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                None,
-            );
+            return super::errors::error_page(super::errors::ErrorKind::HeadersTooLarge, None);
         }
     }
     next.run(req).await

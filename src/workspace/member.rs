@@ -9,7 +9,6 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use axum::response::{IntoResponse, Redirect, Response};
 use sqlx::PgPool;
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
@@ -55,48 +54,23 @@ pub struct Member {
 /// A [`Member`] whose role is `admin`; anyone else gets 403.
 pub struct TenantAdmin(pub Member);
 
-/// Why there is no member for this request.
-pub enum NotMember {
-    /// Redirect to the sign-in page at this location (which remembers the
-    /// page asked for).
-    SignIn(String),
-    Error(AppError),
-}
-
-impl IntoResponse for NotMember {
-    fn into_response(self) -> Response {
-        match self {
-            NotMember::SignIn(location) => Redirect::to(&location).into_response(),
-            NotMember::Error(e) => e.into_response(),
-        }
-    }
-}
-
-impl From<sqlx::Error> for NotMember {
-    fn from(e: sqlx::Error) -> Self {
-        NotMember::Error(e.into())
-    }
-}
-
 impl<S> FromRequestParts<S> for Member
 where
     PgPool: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = NotMember;
+    type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NotMember> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         let Some(session) = parts.extensions.get::<Session>().cloned() else {
-            return Err(NotMember::Error(AppError::Internal(anyhow::anyhow!(
-                "no session layer"
-            ))));
+            return Err(AppError::Internal(anyhow::anyhow!("no session layer")));
         };
-        let sign_in = || NotMember::SignIn(sign_in_location(&parts.method, &parts.uri));
+        let sign_in = || AppError::SignInRequired(sign_in_location(&parts.method, &parts.uri));
         let Some(session_id) = session.id() else {
             return Err(sign_in());
         };
         let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
-            return Err(NotMember::Error(AppError::NotFound));
+            return Err(AppError::NotFound);
         };
         let pool = PgPool::from_ref(state);
         let mut db = TenantDb::begin(&pool, tenant).await?;
@@ -138,14 +112,14 @@ where
     PgPool: FromRef<S>,
     S: Send + Sync,
 {
-    type Rejection = NotMember;
+    type Rejection = AppError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, NotMember> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         let member = Member::from_request_parts(parts, state).await?;
         if member.user.is_admin() {
             Ok(TenantAdmin(member))
         } else {
-            Err(NotMember::Error(AppError::Forbidden))
+            Err(AppError::Forbidden)
         }
     }
 }

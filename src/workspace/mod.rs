@@ -10,13 +10,13 @@ mod users;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::state::AppState;
 use crate::tenancy::Site;
+use crate::web::AppError;
 
 pub use member::{Member, TenantAdmin, User};
 
@@ -24,7 +24,7 @@ pub use member::{Member, TenantAdmin, User};
 /// suspended" page); its stylesheet and logo stay up so that page is branded.
 async fn refuse_if_suspended(site: Site, req: Request, next: Next) -> Response {
     match site {
-        Site::Tenant(t) if t.is_suspended() => StatusCode::FORBIDDEN.into_response(),
+        Site::Tenant(t) if t.is_suspended() => AppError::Suspended.into_response(),
         _ => next.run(req).await,
     }
 }

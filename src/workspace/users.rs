@@ -245,7 +245,7 @@ pub async fn change_role(
     let role = match form.role.as_str() {
         "admin" => "admin",
         "member" => "member",
-        _ => return Ok(StatusCode::UNPROCESSABLE_ENTITY.into_response()),
+        _ => return Err(AppError::InvalidForm),
     };
     let db = &mut member.db;
     let admins = lock_admins(db).await?;
