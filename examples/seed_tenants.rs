@@ -4,10 +4,11 @@
 //!     DATABASE_URL=… cargo run --release --example seed_tenants -- COUNT [JOBS] [PASSWORD]
 
 use futures_util::StreamExt;
+use tenantry::branding::Color;
+use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{FirstAdmin, create_tenant};
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::Color;
-use tenantry::tenancy::provision::{NewTenant, ProvisionError};
+use tenantry::tenancy::provision::ProvisionError;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use tenantry::branding::Color;
+use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{FirstAdmin, create_tenant};
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::Color;
 use tenantry::tenancy::migrate::{self, TENANT_MIGRATIONS};
-use tenantry::tenancy::provision::NewTenant;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]

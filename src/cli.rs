@@ -6,13 +6,14 @@ use std::net::SocketAddr;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+use crate::branding::{Color, clean_display_name};
 use crate::config::{DbConfig, ServeConfig, SiteConfig};
 use crate::database::Database;
+use crate::onboarding::NewTenant;
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
-use crate::tenancy::branding::{Color, clean_display_name};
 use crate::tenancy::migrate::{self, Outcome, TENANT_MIGRATIONS};
-use crate::tenancy::provision::{self, NewTenant, unique_violation};
+use crate::tenancy::provision::{self, unique_violation};
 use crate::tenancy::schema::Slug;
 
 #[derive(Parser, Debug)]

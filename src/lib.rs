@@ -2,6 +2,7 @@
 //! tenant. See `ARCHITECTURE.md` in the shared docs for the design.
 
 pub mod app;
+pub mod branding;
 pub mod cli;
 pub mod config;
 pub mod control_panel;

@@ -1,11 +1,36 @@
 //! Creating a tenant together with its first admin: the tenancy core's
 //! provisioning transaction plus the workspace's first user.
 
-use crate::tenancy::db;
 use sqlx::PgPool;
 
+use crate::branding::Color;
+use crate::tenancy::db;
 use crate::tenancy::migrate::TENANT_MIGRATIONS;
-use crate::tenancy::provision::{self, NewTenant, ProvisionError};
+use crate::tenancy::provision::{self, ProvisionError};
+use crate::tenancy::schema::Slug;
+
+/// A new tenant as the application creates it: its slug, name and colours.
+#[derive(Clone, Debug)]
+pub struct NewTenant {
+    pub slug: Slug,
+    pub display_name: String,
+    pub primary_color: Color,
+    pub accent_color: Color,
+}
+
+impl NewTenant {
+    /// The core's part: the slug, and the branding columns of the row.
+    pub fn catalogue(&self) -> provision::NewTenant {
+        provision::NewTenant {
+            slug: self.slug.clone(),
+            profile: vec![
+                ("display_name", self.display_name.clone()),
+                ("primary_color", self.primary_color.to_string()),
+                ("accent_color", self.accent_color.to_string()),
+            ],
+        }
+    }
+}
 
 pub struct FirstAdmin {
     pub email: String,
@@ -20,7 +45,8 @@ pub async fn create_tenant(
     tenant: &NewTenant,
     admin: &FirstAdmin,
 ) -> Result<provision::Provisioning, ProvisionError> {
-    let mut p = provision::begin(pool, tenant, root_domain, &TENANT_MIGRATIONS).await?;
+    let mut p =
+        provision::begin(pool, &tenant.catalogue(), root_domain, &TENANT_MIGRATIONS).await?;
     db::query(
         "INSERT INTO users (email, display_name, password_hash, role) VALUES ($1, $2, $3, 'admin')",
     )

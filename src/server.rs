@@ -13,9 +13,14 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     config.site.check().map_err(anyhow::Error::msg)?;
     let db = Database::open(db_config, db_config.db_pool_size).await?;
     let root = config.site.root_domain();
-    let registry = TenantRegistry::start(db.pool.clone(), &db.direct_url, &root)
-        .await
-        .context("cannot load the tenant catalogue")?;
+    let registry = TenantRegistry::start(
+        db.pool.clone(),
+        &db.direct_url,
+        &root,
+        crate::branding::PROFILE,
+    )
+    .await
+    .context("cannot load the tenant catalogue")?;
     tracing::info!(tenants = registry.len(), "tenant registry loaded");
     warn_if_no_super_admin(&db).await;
 

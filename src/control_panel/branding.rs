@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::tenants::{self, BrandingValues, COLOR_HINT, DetailForms, back_to, parse_slug};
 use super::{SuperAdmin, audit};
+use crate::branding::{Color, Theme, clean_display_name};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
-use crate::tenancy::branding::{Color, Theme, clean_display_name};
 use crate::tenancy::db;
 use crate::web::{AppError, CsrfToken, FieldErrors, Flash};
 

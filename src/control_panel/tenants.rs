@@ -12,12 +12,13 @@ use sqlx::AssertSqlSafe;
 use super::audit::{self, AuditRow};
 use super::auth::Empty;
 use super::{PanelNav, SuperAdmin, TenantLinks, chrome};
+use crate::branding::{Color, clean_display_name};
+use crate::onboarding::NewTenant;
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
 use crate::state::AppState;
-use crate::tenancy::branding::{Color, clean_display_name};
 use crate::tenancy::db;
-use crate::tenancy::provision::{self, NewTenant, ProvisionError};
+use crate::tenancy::provision::{self, ProvisionError};
 use crate::tenancy::{PublicDb, Slug, TenantStatus};
 use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, IncomingFlash};
 

@@ -1,7 +1,9 @@
 //! The multitenancy core: which tenant a request belongs to, and how its data
-//! is reached, created and migrated. Free of any one application's features.
+//! is reached, created and migrated. Free of any one application's features:
+//! what an application keeps about a tenant (a name, a look) it passes in as
+//! a profile (`registry::ProfileColumns`), with its migrations
+//! (`migrate`) and its provisioning rows (`provision::Provisioning::conn`).
 
-pub mod branding;
 pub mod db;
 pub mod host;
 pub mod migrate;

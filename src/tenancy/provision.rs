@@ -8,19 +8,31 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, Executor, Postgres, Transaction};
 
-use super::branding::Color;
 use super::db;
 use super::migrate::{TenantMigrateError, apply_tenant_migrations};
 use super::registry::TenantStatus;
 use super::schema::{SchemaName, Slug};
 
-/// What a new tenant starts with.
+/// What a new tenant starts with: its slug, and values for the
+/// application's own columns of `public.tenants` (its profile, such as a
+/// name), inserted with the catalogue row.
 #[derive(Clone, Debug)]
 pub struct NewTenant {
     pub slug: Slug,
-    pub display_name: String,
-    pub primary_color: Color,
-    pub accent_color: Color,
+    /// `(column, value)` pairs. Column names are the application's
+    /// constants, never input (they are quoted all the same).
+    pub profile: Vec<(&'static str, String)>,
+}
+
+/// The catalogue insert for these profile columns.
+fn insert_sql(new: &NewTenant) -> String {
+    let mut columns = String::from("slug, schema_name");
+    let mut values = String::from("$1, $2");
+    for (i, (column, _)) in new.profile.iter().enumerate() {
+        columns.push_str(&format!(", \"{}\"", column.replace('"', "\"\"")));
+        values.push_str(&format!(", ${}", i + 3));
+    }
+    format!("INSERT INTO public.tenants ({columns}) VALUES ({values}) RETURNING id")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,21 +93,22 @@ pub async fn begin(
     let domain = default_domain(&new.slug, root_domain);
     let mut tx = db::begin_public(pool).await?;
 
-    let tenant_id: i64 = db::query_scalar(
-        "INSERT INTO public.tenants (slug, schema_name, display_name, primary_color, accent_color)
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(new.slug.as_str())
-    .bind(schema.as_str())
-    .bind(&new.display_name)
-    .bind(new.primary_color.to_string())
-    .bind(new.accent_color.to_string())
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(|e| match unique_violation(&e) {
-        Some(_) => ProvisionError::SlugTaken(new.slug.to_string()),
-        None => e.into(),
-    })?;
+    let insert = insert_sql(new);
+    let mut query = sqlx::query_scalar(AssertSqlSafe(insert.as_str()))
+        .persistent(db::prepared_statements())
+        .bind(new.slug.as_str())
+        .bind(schema.as_str());
+    for (_, value) in &new.profile {
+        query = query.bind(value);
+    }
+    let tenant_id: i64 =
+        query
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| match unique_violation(&e) {
+                Some(_) => ProvisionError::SlugTaken(new.slug.to_string()),
+                None => e.into(),
+            })?;
 
     db::query(
         "INSERT INTO public.tenant_domains (domain, tenant_id, is_default) VALUES ($1, $2, true)",

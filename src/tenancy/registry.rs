@@ -5,17 +5,37 @@
 //! never queries the catalogue and a change made by any instance reaches every
 //! instance at once.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::{PgListener, PgPool, PgRow};
+use sqlx::{AssertSqlSafe, Row};
 
 pub use super::tenant::{Site, Tenant, TenantStatus};
 
-use super::branding::{Branding, Color, LogoRef, Theme};
 use super::db;
 use super::schema::SchemaName;
+
+/// The application's own columns of `public.tenants`, read with every
+/// tenant and kept as its [`Tenant::profile`]: the core knows a tenant's
+/// id, slug, schema, status and domains; what else a tenant has (a name, a
+/// look) is the application's.
+#[derive(Clone, Copy)]
+pub struct ProfileColumns {
+    /// A select list over `public.tenants t`, such as `"t.display_name"`.
+    pub select: &'static str,
+    /// Builds the profile from the row (read the columns by name). `None`
+    /// means the row is not valid: the tenant is not served, and logged.
+    pub parse: fn(&PgRow) -> Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// No columns of the application's: every profile is `()`.
+pub const NO_PROFILE: ProfileColumns = ProfileColumns {
+    select: "NULL::int AS no_profile",
+    parse: |_| Some(Arc::new(())),
+};
 
 pub const CHANNEL: &str = "tenantry_catalogue";
 
@@ -52,74 +72,44 @@ pub struct TenantRegistry {
     root_domain: String,
     maps: RwLock<Maps>,
     pool: PgPool,
+    profile: ProfileColumns,
+    /// [`select_tenants`] for this profile, built once.
+    select: String,
 }
 
-const SELECT_TENANTS: &str = "
-    SELECT t.id, t.slug, t.schema_name, t.status, t.display_name, t.primary_color,
-           t.accent_color, t.theme, t.logo_content_type, t.logo_sha256, t.branding_version,
-           COALESCE(array_agg(d.domain ORDER BY d.is_default DESC, d.domain)
-                    FILTER (WHERE d.domain IS NOT NULL), '{}') AS domains
-      FROM public.tenants t
-      LEFT JOIN public.tenant_domains d ON d.tenant_id = t.id
-     WHERE ($1::bigint IS NULL OR t.id = $1)
-       -- A tenant being deleted is served nowhere (see provision::delete).
-       AND t.status <> 'deleting'
-     GROUP BY t.id";
+/// The registry's query: the core's columns, the domains, then the
+/// application's profile columns.
+fn select_tenants(profile: &ProfileColumns) -> String {
+    format!(
+        "SELECT t.id, t.slug, t.schema_name, t.status,
+                COALESCE(array_agg(d.domain ORDER BY d.is_default DESC, d.domain)
+                         FILTER (WHERE d.domain IS NOT NULL), '{{}}') AS domains,
+                {}
+           FROM public.tenants t
+           LEFT JOIN public.tenant_domains d ON d.tenant_id = t.id
+          WHERE ($1::bigint IS NULL OR t.id = $1)
+            -- A tenant being deleted is served nowhere (see provision::delete).
+            AND t.status <> 'deleting'
+          GROUP BY t.id",
+        profile.select
+    )
+}
 
-type TenantRow = (
-    i64,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    i64,
-    Vec<String>,
-);
-
-fn tenant_from_row(row: TenantRow) -> Option<Tenant> {
-    let (
-        id,
-        slug,
-        schema,
-        status,
-        name,
-        primary,
-        accent,
-        theme,
-        logo_type,
-        logo_sha,
-        version,
-        domains,
-    ) = row;
+fn tenant_from_row(row: &PgRow, profile: &ProfileColumns) -> Option<Tenant> {
+    let id: i64 = row.try_get("id").ok()?;
     let parsed = (|| {
+        let status: String = row.try_get("status").ok()?;
         Some(Tenant {
             id,
-            schema: SchemaName::from_stored(&schema)?,
-            slug,
+            schema: SchemaName::from_stored(&row.try_get::<String, _>("schema_name").ok()?)?,
+            slug: row.try_get("slug").ok()?,
             status: if status == "suspended" {
                 TenantStatus::Suspended
             } else {
                 TenantStatus::Active
             },
-            branding: Branding {
-                display_name: name,
-                primary: Color::parse(&primary)?,
-                accent: Color::parse(&accent)?,
-                theme: Theme::parse(&theme)?,
-                logo: logo_type
-                    .zip(logo_sha)
-                    .map(|(content_type, sha256)| LogoRef {
-                        content_type,
-                        sha256,
-                    }),
-                version,
-            },
-            domains,
+            domains: row.try_get("domains").ok()?,
+            profile: (profile.parse)(row)?,
         })
     })();
     if parsed.is_none() {
@@ -136,11 +126,14 @@ impl TenantRegistry {
         pool: PgPool,
         listen_url: &str,
         root_domain: &str,
+        profile: ProfileColumns,
     ) -> Result<Arc<TenantRegistry>, sqlx::Error> {
         let registry = Arc::new(TenantRegistry {
             root_domain: root_domain.to_owned(),
             maps: RwLock::new(Maps::default()),
             pool,
+            select: select_tenants(&profile),
+            profile,
         });
         // LISTEN before the first load, so no change can fall between them.
         let mut listener = PgListener::connect(listen_url).await?;
@@ -186,12 +179,16 @@ impl TenantRegistry {
 
     /// Replaces the whole map with the catalogue's current contents.
     pub async fn reload_all(&self) -> Result<(), sqlx::Error> {
-        let rows: Vec<TenantRow> = db::query_as(SELECT_TENANTS)
+        let rows: Vec<PgRow> = sqlx::query(AssertSqlSafe(self.select.as_str()))
+            .persistent(db::prepared_statements())
             .bind(None::<i64>)
             .fetch_all(&mut *db::begin_public(&self.pool).await?)
             .await?;
         let mut maps = Maps::default();
-        for tenant in rows.into_iter().filter_map(tenant_from_row) {
+        for tenant in rows
+            .iter()
+            .filter_map(|r| tenant_from_row(r, &self.profile))
+        {
             maps.insert(tenant);
         }
         let count = maps.by_id.len();
@@ -202,12 +199,13 @@ impl TenantRegistry {
 
     /// Reloads one tenant (or forgets it, if it is gone).
     pub async fn reload_one(&self, id: i64) -> Result<(), sqlx::Error> {
-        let row: Option<TenantRow> = db::query_as(SELECT_TENANTS)
+        let row: Option<PgRow> = sqlx::query(AssertSqlSafe(self.select.as_str()))
+            .persistent(db::prepared_statements())
             .bind(Some(id))
             .fetch_optional(&mut *db::begin_public(&self.pool).await?)
             .await?;
         let mut maps = self.maps.write().expect("registry lock poisoned");
-        match row.and_then(tenant_from_row) {
+        match row.and_then(|r| tenant_from_row(&r, &self.profile)) {
             Some(tenant) => maps.insert(tenant),
             None => maps.remove(id),
         }

@@ -28,20 +28,19 @@ impl Chrome {
                 site_name: "Tenantry control panel".into(),
                 tenant: None,
             },
-            Site::Tenant(t) => Chrome {
-                site_name: t.branding.display_name.clone(),
-                tenant: Some(TenantChrome {
-                    slug: t.slug.clone(),
-                    theme: t.branding.theme.as_str(),
-                    version: t.branding.version,
-                    logo: t
-                        .branding
-                        .logo
-                        .as_ref()
-                        .map(|l| l.sha256.chars().take(16).collect()),
-                    initials: initials(&t.branding.display_name),
-                }),
-            },
+            Site::Tenant(t) => {
+                let b = crate::branding::of(t);
+                Chrome {
+                    site_name: b.display_name.clone(),
+                    tenant: Some(TenantChrome {
+                        slug: t.slug.clone(),
+                        theme: b.theme.as_str(),
+                        version: b.version,
+                        logo: b.logo.as_ref().map(|l| l.sha256.chars().take(16).collect()),
+                        initials: initials(&b.display_name),
+                    }),
+                }
+            }
         }
     }
 

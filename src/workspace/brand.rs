@@ -66,7 +66,7 @@ fn conditional(
 /// The tenant's colours as CSS custom properties.
 async fn theme_css(site: Site, headers: HeaderMap) -> Result<Response, AppError> {
     let t = tenant(site)?;
-    let b = &t.branding;
+    let b = crate::branding::of(&t);
     let etag = format!("\"theme-{}-{}\"", t.id, b.version);
     let css = format!(
         ":root {{\n  --primary: {};\n  --on-primary: {};\n  --accent: {};\n  --on-accent: {};\n}}\n",
@@ -80,7 +80,7 @@ async fn theme_css(site: Site, headers: HeaderMap) -> Result<Response, AppError>
 
 async fn logo(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Response, AppError> {
     let t = tenant(site)?;
-    let Some(logo) = &t.branding.logo else {
+    let Some(logo) = &crate::branding::of(&t).logo else {
         return Err(AppError::NotFound);
     };
     let etag = format!("\"{}\"", logo.sha256);
@@ -101,7 +101,7 @@ async fn logo(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Respon
 /// initials on its primary colour.
 async fn favicon(site: Site, headers: HeaderMap, mut db: PublicDb) -> Result<Response, AppError> {
     let t = tenant(site)?;
-    let b = &t.branding;
+    let b = crate::branding::of(&t);
     let logo_tag = b.logo.as_ref().map_or("none", |l| l.sha256.as_str());
     let etag = format!("\"favicon-{}-{}-{}\"", t.id, b.version, logo_tag);
     if let Some(logo) = &b.logo {

@@ -128,7 +128,7 @@ pub async fn create(
     let email = errors.check("email", password::clean_email(&form.email));
     let name = errors.check(
         "display_name",
-        crate::tenancy::branding::clean_display_name(&form.display_name),
+        crate::branding::clean_display_name(&form.display_name),
     );
     errors.check("password", password::check_new(&form.password));
     let role = match form.role.as_str() {

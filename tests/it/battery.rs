@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use reqwest::header::LOCATION;
 use reqwest::{Client, StatusCode};
+use tenantry::branding::Color;
+use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{self, FirstAdmin};
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::Color;
-use tenantry::tenancy::provision::NewTenant;
 
 use crate::harness::{PASSWORD, ROOT, TestDb, admin_hash, csrf_from};
 

@@ -6,10 +6,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
+use tenantry::branding::Color;
+use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::Color;
 use tenantry::tenancy::migrate::{TENANT_MIGRATIONS, latest_version};
-use tenantry::tenancy::provision::{self, NewTenant};
+use tenantry::tenancy::provision::{self};
 
 use crate::harness::{PASSWORD, ROOT, TestDb};
 
@@ -89,7 +90,7 @@ async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
             primary_color: Color::parse("#4f46e5").unwrap(),
             accent_color: Color::parse("#0ea5e9").unwrap(),
         };
-        provision::begin(&db.pool, &new, ROOT, &nothing)
+        provision::begin(&db.pool, &new.catalogue(), ROOT, &nothing)
             .await
             .unwrap()
             .commit()

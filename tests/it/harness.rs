@@ -13,12 +13,12 @@ use std::sync::{Arc, OnceLock};
 
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
+use tenantry::branding::{Color, clean_display_name};
 use tenantry::config::{PublicUrl, SiteConfig};
+use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{self, FirstAdmin};
 use tenantry::state::AppState;
-use tenantry::tenancy::branding::{Color, clean_display_name};
 use tenantry::tenancy::migrate;
-use tenantry::tenancy::provision::NewTenant;
 use tenantry::tenancy::{Slug, TenantRegistry};
 use tokio::net::TcpListener;
 
@@ -205,9 +205,10 @@ impl TestApp {
             None => db.pool_of(options.pool_size),
         };
         // The registry LISTENs on the direct connection.
-        let registry = TenantRegistry::start(pool.clone(), &db.url, ROOT)
-            .await
-            .expect("registry");
+        let registry =
+            TenantRegistry::start(pool.clone(), &db.url, ROOT, tenantry::branding::PROFILE)
+                .await
+                .expect("registry");
         let site = SiteConfig {
             base_domain: ROOT.into(),
             trust_proxy: options.trust_proxy,

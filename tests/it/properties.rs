@@ -2,9 +2,9 @@
 //! input and SQL, CSS or routing.
 
 use proptest::prelude::*;
+use tenantry::branding::{Color, clean_display_name};
 use tenantry::password::clean_email;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::{Color, clean_display_name};
 use tenantry::tenancy::host::{DomainError, normalize_host, validate_domain};
 use tenantry::tenancy::schema::SchemaName;
 

@@ -4,10 +4,11 @@ use std::borrow::Cow;
 
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use tenantry::branding::Color;
+use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::Color;
 use tenantry::tenancy::migrate::TENANT_MIGRATIONS;
-use tenantry::tenancy::provision::{self, NewTenant, ProvisionError};
+use tenantry::tenancy::provision::{self, ProvisionError};
 
 use crate::harness::{PASSWORD, ROOT, TestDb, cli};
 
@@ -36,7 +37,13 @@ fn new_tenant(slug: &str) -> NewTenant {
 #[tokio::test]
 async fn a_failing_migration_leaves_nothing_behind() {
     let db = TestDb::new().await;
-    let result = provision::begin(&db.pool, &new_tenant("doomed"), ROOT, &failing_migrator()).await;
+    let result = provision::begin(
+        &db.pool,
+        &new_tenant("doomed").catalogue(),
+        ROOT,
+        &failing_migrator(),
+    )
+    .await;
     let err = result.err().expect("provisioning must fail");
     assert!(matches!(err, ProvisionError::Migrate(_)), "{err}");
     assert!(err.to_string().contains("fails on purpose"), "{err}");
@@ -54,9 +61,14 @@ async fn a_failing_migration_leaves_nothing_behind() {
 #[tokio::test]
 async fn an_uncommitted_provisioning_leaves_nothing_behind() {
     let db = TestDb::new().await;
-    let p = provision::begin(&db.pool, &new_tenant("halfway"), ROOT, &TENANT_MIGRATIONS)
-        .await
-        .unwrap();
+    let p = provision::begin(
+        &db.pool,
+        &new_tenant("halfway").catalogue(),
+        ROOT,
+        &TENANT_MIGRATIONS,
+    )
+    .await
+    .unwrap();
     drop(p); // e.g. the first admin's insert failed
     // The rollback is sent when the connection is next used; any query will do.
     assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
@@ -102,10 +114,15 @@ async fn provisioning_creates_row_domain_schema_ledger_and_admin() {
 async fn duplicate_slug_is_refused() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
-    let err = provision::begin(&db.pool, &new_tenant("acme"), ROOT, &TENANT_MIGRATIONS)
-        .await
-        .err()
-        .unwrap();
+    let err = provision::begin(
+        &db.pool,
+        &new_tenant("acme").catalogue(),
+        ROOT,
+        &TENANT_MIGRATIONS,
+    )
+    .await
+    .err()
+    .unwrap();
     assert!(matches!(err, ProvisionError::SlugTaken(_)), "{err}");
     assert_eq!(db.count("SELECT count(*) FROM tenants").await, 1);
 }

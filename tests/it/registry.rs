@@ -20,7 +20,7 @@ async fn wait_until(what: &str, mut check: impl FnMut() -> bool) -> Duration {
 
 fn name_of(registry: &TenantRegistry, host: &str) -> Option<String> {
     match registry.resolve(host) {
-        Some(Site::Tenant(t)) => Some(t.branding.display_name.clone()),
+        Some(Site::Tenant(t)) => Some(tenantry::branding::of(&t).display_name.clone()),
         _ => None,
     }
 }
@@ -29,10 +29,10 @@ fn name_of(registry: &TenantRegistry, host: &str) -> Option<String> {
 async fn changes_reach_a_second_instance_within_a_second() {
     let db = TestDb::new().await;
     // Two instances: each with its own pool and its own LISTEN connection.
-    let first = TenantRegistry::start(db.pool_of(2), &db.url, ROOT)
+    let first = TenantRegistry::start(db.pool_of(2), &db.url, ROOT, tenantry::branding::PROFILE)
         .await
         .unwrap();
-    let second = TenantRegistry::start(db.pool_of(2), &db.url, ROOT)
+    let second = TenantRegistry::start(db.pool_of(2), &db.url, ROOT, tenantry::branding::PROFILE)
         .await
         .unwrap();
     assert!(second.is_empty());
@@ -92,7 +92,7 @@ async fn changes_reach_a_second_instance_within_a_second() {
 async fn a_rolled_back_change_is_not_seen() {
     let db = TestDb::new().await;
     db.create_tenant_named("acme", "Acme Inc").await;
-    let registry = TenantRegistry::start(db.pool_of(2), &db.url, ROOT)
+    let registry = TenantRegistry::start(db.pool_of(2), &db.url, ROOT, tenantry::branding::PROFILE)
         .await
         .unwrap();
     let mut tx = db.pool.begin().await.unwrap();

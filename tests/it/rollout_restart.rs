@@ -14,10 +14,11 @@ use futures_util::StreamExt;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, SqlSafeStr};
+use tenantry::branding::Color;
+use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::branding::Color;
 use tenantry::tenancy::migrate::{self, Outcome, TENANT_MIGRATIONS, latest_version};
-use tenantry::tenancy::provision::{self, NewTenant};
+use tenantry::tenancy::provision::{self};
 
 use crate::harness::ROOT;
 
@@ -203,7 +204,7 @@ async fn a_rollout_interrupted_by_a_database_restart_resumes_with_no_tenant_half
                     primary_color: Color::parse("#4f46e5").unwrap(),
                     accent_color: Color::parse("#0ea5e9").unwrap(),
                 };
-                provision::begin(pool, &new, ROOT, &TENANT_MIGRATIONS)
+                provision::begin(pool, &new.catalogue(), ROOT, &TENANT_MIGRATIONS)
                     .await
                     .unwrap()
                     .commit()

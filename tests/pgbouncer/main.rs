@@ -45,9 +45,10 @@ async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
     let db = TestDb::new().await;
     let bouncer = PgBouncer::start(&db.url);
     let pooled = tenantry::database::pool(&bouncer.url_for(&db.url), 4).unwrap();
-    let registry = TenantRegistry::start(pooled.clone(), &db.url, ROOT)
-        .await
-        .unwrap();
+    let registry =
+        TenantRegistry::start(pooled.clone(), &db.url, ROOT, tenantry::branding::PROFILE)
+            .await
+            .unwrap();
 
     // Provisioning through the pooler (as the control panel does).
     let through = TestDb {

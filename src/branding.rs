@@ -1,7 +1,16 @@
-//! A tenant's look: colours, theme and logo. Lives in the public catalogue and
-//! reaches every page through the registry.
+//! A tenant's look: name, colours, theme and logo. The application's own
+//! columns of `public.tenants`, loaded with each tenant by the registry as
+//! its profile ([`PROFILE`]), so every page is branded without a query.
 
+use std::any::Any;
 use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+use crate::tenancy::Tenant;
+use crate::tenancy::registry::ProfileColumns;
 
 /// A colour as `#rrggbb`, lower-case. Nothing else ever reaches CSS.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,4 +158,44 @@ mod tests {
         assert!(Color::parse("#4f46e5").unwrap().white_text_passes_aa());
         assert!(!Color::parse("#ffff00").unwrap().white_text_passes_aa());
     }
+}
+
+/// The branding columns the registry reads with every tenant.
+pub const PROFILE: ProfileColumns = ProfileColumns {
+    select: "t.display_name, t.primary_color, t.accent_color, t.theme, \
+             t.logo_content_type, t.logo_sha256, t.branding_version",
+    parse: branding_from_row,
+};
+
+fn branding_from_row(row: &PgRow) -> Option<Arc<dyn Any + Send + Sync>> {
+    let text = |name: &str| row.try_get::<String, _>(name).ok();
+    let logo_type: Option<String> = row.try_get("logo_content_type").ok()?;
+    let logo_sha: Option<String> = row.try_get("logo_sha256").ok()?;
+    let branding = Branding {
+        display_name: text("display_name")?,
+        primary: Color::parse(&text("primary_color")?)?,
+        accent: Color::parse(&text("accent_color")?)?,
+        theme: Theme::parse(&text("theme")?)?,
+        logo: logo_type
+            .zip(logo_sha)
+            .map(|(content_type, sha256)| LogoRef {
+                content_type,
+                sha256,
+            }),
+        version: row.try_get("branding_version").ok()?,
+    };
+    Some(Arc::new(branding))
+}
+
+/// The branding of a tenant the registry loaded with [`PROFILE`].
+pub fn of(tenant: &Tenant) -> &Branding {
+    static NONE: LazyLock<Branding> = LazyLock::new(|| Branding {
+        display_name: "Tenantry".into(),
+        primary: Color::parse("#4f46e5").expect("a colour"),
+        accent: Color::parse("#0ea5e9").expect("a colour"),
+        theme: Theme::Light,
+        logo: None,
+        version: 0,
+    });
+    tenant.profile::<Branding>().unwrap_or(&NONE)
 }
