@@ -126,40 +126,6 @@ pub fn clean_display_name(input: &str) -> Result<String, &'static str> {
     Ok(name.to_owned())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn colours_parse_strictly_and_print_lower_case() {
-        assert_eq!(Color::parse("#AABBCC").unwrap().to_string(), "#aabbcc");
-        for bad in [
-            "red",
-            "#abc",
-            "#abcdeg",
-            "red;}body{display:none",
-            "#aabbcc;",
-            "",
-        ] {
-            assert!(Color::parse(bad).is_none(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn readable_text_follows_contrast() {
-        assert_eq!(
-            Color::parse("#000000").unwrap().readable_text().to_string(),
-            "#ffffff"
-        );
-        assert_eq!(
-            Color::parse("#ffff00").unwrap().readable_text().to_string(),
-            "#111827"
-        );
-        assert!(Color::parse("#4f46e5").unwrap().white_text_passes_aa());
-        assert!(!Color::parse("#ffff00").unwrap().white_text_passes_aa());
-    }
-}
-
 /// The branding columns the registry reads with every tenant.
 pub const PROFILE: ProfileColumns = ProfileColumns {
     select: "t.display_name, t.primary_color, t.accent_color, t.theme, \
@@ -198,4 +164,38 @@ pub fn of(tenant: &Tenant) -> &Branding {
         version: 0,
     });
     tenant.profile::<Branding>().unwrap_or(&NONE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colours_parse_strictly_and_print_lower_case() {
+        assert_eq!(Color::parse("#AABBCC").unwrap().to_string(), "#aabbcc");
+        for bad in [
+            "red",
+            "#abc",
+            "#abcdeg",
+            "red;}body{display:none",
+            "#aabbcc;",
+            "",
+        ] {
+            assert!(Color::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn readable_text_follows_contrast() {
+        assert_eq!(
+            Color::parse("#000000").unwrap().readable_text().to_string(),
+            "#ffffff"
+        );
+        assert_eq!(
+            Color::parse("#ffff00").unwrap().readable_text().to_string(),
+            "#111827"
+        );
+        assert!(Color::parse("#4f46e5").unwrap().white_text_passes_aa());
+        assert!(!Color::parse("#ffff00").unwrap().white_text_passes_aa());
+    }
 }
