@@ -1,5 +1,7 @@
-//! The branding editor: name, colours, theme and logo of a tenant. The form
-//! is `multipart/form-data` for the logo, so its CSRF token is checked here.
+//! The branding editor: name, colours, theme and logo of a tenant, with the
+//! form's values and the colour fields' message (also used by the create
+//! form). The form is `multipart/form-data` for the logo, so its CSRF token
+//! is checked here.
 
 use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, Path, State};
@@ -7,13 +9,26 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::tenants::{self, BrandingValues, COLOR_HINT, DetailForms, back_to, parse_slug};
+use super::tenants::detail::{self, DetailForms};
+use super::tenants::{back_to, parse_slug};
 use super::{SuperAdmin, audit};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::branding::{Color, Theme, clean_display_name};
 use crate::tenancy::db;
 use crate::web::{AppError, CsrfToken, FieldErrors, Flash};
+
+/// A colour field's message.
+pub const COLOR_HINT: &str = "choose a colour written as #rrggbb, such as #4f46e5";
+
+/// The values of the branding form as typed (or as stored).
+#[derive(Clone, Debug, Default)]
+pub struct BrandingValues {
+    pub display_name: String,
+    pub primary_color: String,
+    pub accent_color: String,
+    pub theme: String,
+}
 
 /// The largest logo accepted.
 pub const MAX_LOGO_BYTES: usize = 512 * 1024;
@@ -162,7 +177,7 @@ pub async fn update(
             errors,
             ..DetailForms::default()
         };
-        return tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+        return detail::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
     };
 
     let mut db = PublicDb::begin(&state.pool).await?;

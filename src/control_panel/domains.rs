@@ -6,7 +6,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::Empty;
-use super::tenants::{self, DetailForms, back_to, parse_slug};
+use super::tenants::detail::{self, DetailForms};
+use super::tenants::{back_to, parse_slug};
 use super::{SuperAdmin, audit};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
@@ -45,7 +46,7 @@ pub async fn add(
         Ok(domain) => domain,
         Err(e) => {
             let forms = invalid(e.to_string());
-            return tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+            return detail::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
         }
     };
 
@@ -67,7 +68,7 @@ pub async fn add(
         Err(e) if unique_violation(&e).is_some() => {
             drop(db);
             let forms = invalid(format!("{domain} is already in use"));
-            return tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+            return detail::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
         }
         Err(e) => return Err(e.into()),
     }
@@ -114,7 +115,7 @@ pub async fn remove(
                 "domain",
                 format!("{domain} is the default domain of {slug} and cannot be removed"),
             );
-            tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await
+            detail::invalid(&state, &admin, &csrf, &headers, &slug, forms).await
         }
         Some(false) => {
             db::query("DELETE FROM public.tenant_domains WHERE domain = $1 AND NOT is_default")
