@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::branding::{Color, Theme, clean_display_name};
 use crate::tenancy::db;
-use crate::web::{AppError, CsrfToken, FieldErrors, Flash};
+use crate::web::{AppError, FieldErrors, Flash, Page};
 
 /// A colour field's message.
 pub const COLOR_HINT: &str = "choose a colour written as #rrggbb, such as #4f46e5";
@@ -108,7 +108,7 @@ impl LogoChange {
 /// registry hears of it by NOTIFY. 303 back, or the page again with 422.
 pub async fn update(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -119,7 +119,7 @@ pub async fn update(
         Ok(upload) => upload,
         Err(e) => return Ok(e.status().into_response()),
     };
-    let csrf_ok = matches!(upload.csrf_tokens.as_slice(), [token] if csrf.matches(token));
+    let csrf_ok = matches!(upload.csrf_tokens.as_slice(), [token] if page.csrf.matches(token));
     if !csrf_ok {
         return Ok(StatusCode::FORBIDDEN.into_response());
     }
@@ -177,7 +177,7 @@ pub async fn update(
             errors,
             ..DetailForms::default()
         };
-        return detail::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+        return detail::invalid(&state, &admin, page, &headers, &slug, forms).await;
     };
 
     let mut db = PublicDb::begin(&state.pool).await?;

@@ -9,8 +9,7 @@ use time::Date;
 use super::dates::{iso_date, short_label};
 use super::member::{Member, WorkspaceNav};
 use super::task_form::{Person, STATUSES, TaskForm, people};
-use crate::tenancy::Site;
-use crate::web::{AppError, Chrome, CsrfToken, FieldErrors, IncomingFlash};
+use crate::web::{AppError, Chrome, FieldErrors, IncomingFlash, Page};
 
 /// A task as a card on the board.
 #[derive(Debug, sqlx::FromRow)]
@@ -92,10 +91,12 @@ pub struct BoardPage {
 /// Two queries in the member's transaction: the cards (assignee names by
 /// JOIN) and the people to assign to. Counts are computed here.
 pub async fn board_page(
-    site: &Site,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     member: &mut Member,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
     form: TaskForm,
     errors: FieldErrors,
 ) -> Result<BoardPage, AppError> {
@@ -152,7 +153,7 @@ pub async fn board_page(
         });
     }
     Ok(BoardPage {
-        chrome: Chrome::for_site(site),
+        chrome,
         flash,
         nav: WorkspaceNav::new(&member.user, "board"),
         csrf: csrf.0,
@@ -167,17 +168,10 @@ pub async fn board_page(
 
 /// `GET /`: read-only, so the transaction is simply dropped (rolled back
 /// when the connection goes back to the pool, which costs no extra trip).
-pub async fn board(
-    site: Site,
-    mut member: Member,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
-) -> Result<Response, AppError> {
+pub async fn board(page: Page, mut member: Member) -> Result<Response, AppError> {
     let page = board_page(
-        &site,
+        page,
         &mut member,
-        csrf,
-        flash,
         TaskForm::new_task(),
         FieldErrors::default(),
     )

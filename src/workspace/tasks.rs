@@ -14,14 +14,13 @@ use super::board::board_page;
 use super::dates::iso_date;
 use super::member::{Member, WorkspaceNav, parse_id};
 use super::task_form::{Person, STATUSES, TaskForm, people, status_label, validate};
-use crate::tenancy::{Site, TenantDb};
-use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, IncomingFlash};
+use crate::tenancy::TenantDb;
+use crate::web::{AppError, Chrome, CsrfForm, FieldErrors, Flash, IncomingFlash, Page};
 
 /// `POST /tasks`.
 pub async fn create(
-    site: Site,
+    page: Page,
     mut member: Member,
-    csrf: CsrfToken,
     CsrfForm(form): CsrfForm<TaskForm>,
 ) -> Result<Response, AppError> {
     match validate(&mut member.db, &form, None).await? {
@@ -43,8 +42,7 @@ pub async fn create(
             Ok((Flash::success("Task created."), Redirect::to("/")).into_response())
         }
         Err(errors) => {
-            let page =
-                board_page(&site, &mut member, csrf, IncomingFlash(None), form, errors).await?;
+            let page = board_page(page.without_flash(), &mut member, form, errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
@@ -91,9 +89,12 @@ struct TaskPage {
 }
 
 async fn task_page(
-    site: &Site,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     member: &mut Member,
-    csrf: CsrfToken,
     task: &TaskRow,
     form: TaskForm,
     errors: FieldErrors,
@@ -105,8 +106,8 @@ async fn task_page(
         None => format!("Created on {}", iso_date(d)),
     };
     Ok(TaskPage {
-        chrome: Chrome::for_site(site),
-        flash: IncomingFlash(None),
+        chrome,
+        flash,
         nav: WorkspaceNav::new(&member.user, "board"),
         csrf: csrf.0,
         id: task.id,
@@ -120,10 +121,8 @@ async fn task_page(
 
 /// `GET /tasks/{id}`: the edit form.
 pub async fn edit_form(
-    site: Site,
+    page: Page,
     mut member: Member,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
@@ -135,24 +134,13 @@ pub async fn edit_form(
         assignee_id: task.assignee_id.map(|a| a.to_string()).unwrap_or_default(),
         due_date: task.due_date.map(iso_date).unwrap_or_default(),
     };
-    let mut page = task_page(
-        &site,
-        &mut member,
-        csrf,
-        &task,
-        form,
-        FieldErrors::default(),
-    )
-    .await?;
-    page.flash = flash;
-    Ok(page)
+    task_page(page, &mut member, &task, form, FieldErrors::default()).await
 }
 
 /// `POST /tasks/{id}`: saves the edit.
 pub async fn update(
-    site: Site,
+    page: Page,
     mut member: Member,
-    csrf: CsrfToken,
     Path(raw): Path<String>,
     CsrfForm(form): CsrfForm<TaskForm>,
 ) -> Result<Response, AppError> {
@@ -178,7 +166,7 @@ pub async fn update(
             Ok((Flash::success("Task saved."), Redirect::to("/")).into_response())
         }
         Err(errors) => {
-            let page = task_page(&site, &mut member, csrf, &task, form, errors).await?;
+            let page = task_page(page.without_flash(), &mut member, &task, form, errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
@@ -227,17 +215,16 @@ struct DeletePage {
 
 /// `GET /tasks/{id}/delete`: asks first.
 pub async fn delete_form(
-    site: Site,
+    page: Page,
     mut member: Member,
-    csrf: CsrfToken,
     Path(raw): Path<String>,
 ) -> Result<impl IntoResponse, AppError> {
     let id = parse_id(&raw)?;
     let task = find_task(&mut member.db, id).await?;
     Ok(DeletePage {
-        chrome: Chrome::for_site(&site),
+        chrome: page.chrome,
         nav: WorkspaceNav::new(&member.user, "board"),
-        csrf: csrf.0,
+        csrf: page.csrf.0,
         id: task.id,
         title: task.title,
     })

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::control_panel::audit;
 use crate::control_panel::branding::COLOR_HINT;
 use crate::control_panel::preview::Preview;
-use crate::control_panel::{PanelNav, SuperAdmin, chrome};
+use crate::control_panel::{PanelNav, SuperAdmin};
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
 use crate::state::AppState;
@@ -19,7 +19,7 @@ use crate::tenancy::Slug;
 use crate::tenancy::branding::{Color, clean_display_name};
 use crate::tenancy::db;
 use crate::tenancy::provision::{self, NewTenant, ProvisionError};
-use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash};
+use crate::web::{AppError, Chrome, CsrfForm, FieldErrors, Flash, Page};
 
 #[derive(Deserialize, Default, Clone, Debug)]
 pub struct NewForm {
@@ -49,14 +49,10 @@ pub struct NewPage {
 }
 
 /// `GET /tenants/new`.
-pub async fn new_page(
-    admin: SuperAdmin,
-    csrf: CsrfToken,
-    State(state): State<AppState>,
-) -> NewPage {
+pub async fn new_page(admin: SuperAdmin, page: Page, State(state): State<AppState>) -> NewPage {
     NewPage {
-        chrome: chrome(),
-        nav: admin.nav(&csrf, "new"),
+        chrome: page.chrome,
+        nav: admin.nav(&page.csrf, "new"),
         form: NewForm {
             primary_color: "#4f46e5".into(),
             accent_color: "#0ea5e9".into(),
@@ -72,7 +68,7 @@ pub async fn new_page(
 /// transaction (with the audit row), then 303 to its page.
 pub async fn create(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     State(state): State<AppState>,
     CsrfForm(mut form): CsrfForm<NewForm>,
 ) -> Result<Response, AppError> {
@@ -120,9 +116,9 @@ pub async fn create(
     }
 
     let rerender = |form: NewForm, errors: FieldErrors| {
-        let page = NewPage {
-            chrome: chrome(),
-            nav: admin.nav(&csrf, "new"),
+        let new_page = NewPage {
+            chrome: page.chrome.clone(),
+            nav: admin.nav(&page.csrf, "new"),
             preview: Preview::new(&form.display_name, &form.primary_color, "light", None),
             form: NewForm {
                 admin_password: String::new(),
@@ -131,7 +127,7 @@ pub async fn create(
             errors,
             root: root.clone(),
         };
-        (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+        (StatusCode::UNPROCESSABLE_ENTITY, new_page).into_response()
     };
 
     let (Some(slug), Some(name), Some(email), Some(primary), Some(accent)) =

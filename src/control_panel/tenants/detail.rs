@@ -12,12 +12,12 @@ use super::parse_slug;
 use crate::control_panel::audit::{self, AuditRow};
 use crate::control_panel::branding::BrandingValues;
 use crate::control_panel::preview::Preview;
-use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks, chrome};
+use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks};
 use crate::state::AppState;
 use crate::tenancy::branding::Color;
 use crate::tenancy::db;
 use crate::tenancy::{Slug, TenantStatus};
-use crate::web::{AppError, Chrome, CsrfToken, FieldErrors, IncomingFlash};
+use crate::web::{AppError, Chrome, FieldErrors, IncomingFlash, Page};
 
 /// A tenant as the detail page shows it, read from the catalogue (the
 /// registry may lag a committed change by a moment; the page must not).
@@ -134,10 +134,13 @@ impl DetailPage {
 pub async fn detail_page(
     state: &AppState,
     admin: &SuperAdmin,
-    csrf: &CsrfToken,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     headers: &HeaderMap,
     slug: &Slug,
-    flash: IncomingFlash,
     forms: DetailForms,
 ) -> Result<DetailPage, AppError> {
     let mut tx = db::begin_public(&state.pool).await?;
@@ -157,10 +160,10 @@ pub async fn detail_page(
         theme: t.theme.clone(),
     });
     Ok(DetailPage {
-        chrome: chrome(),
-        nav: admin.nav(csrf, "tenants"),
+        chrome,
+        nav: admin.nav(&csrf, "tenants"),
         flash,
-        csrf: csrf.0.clone(),
+        csrf: csrf.0,
         preview: Preview::new(
             &branding.display_name,
             if Color::parse(&branding.primary_color).is_some() {
@@ -188,29 +191,19 @@ pub async fn detail_page(
 pub async fn invalid(
     state: &AppState,
     admin: &SuperAdmin,
-    csrf: &CsrfToken,
+    page: Page,
     headers: &HeaderMap,
     slug: &Slug,
     forms: DetailForms,
 ) -> Result<Response, AppError> {
-    let page = detail_page(
-        state,
-        admin,
-        csrf,
-        headers,
-        slug,
-        IncomingFlash::default(),
-        forms,
-    )
-    .await?;
+    let page = detail_page(state, admin, page.without_flash(), headers, slug, forms).await?;
     Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
 /// `GET /tenants/{slug}`.
 pub async fn detail(
     admin: SuperAdmin,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
+    page: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -219,10 +212,9 @@ pub async fn detail(
     detail_page(
         &state,
         &admin,
-        &csrf,
+        page,
         &headers,
         &slug,
-        flash,
         DetailForms::default(),
     )
     .await

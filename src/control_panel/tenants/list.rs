@@ -8,10 +8,10 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use sqlx::AssertSqlSafe;
 
-use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks, chrome};
+use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks};
 use crate::state::AppState;
 use crate::tenancy::db;
-use crate::web::{AppError, Chrome, CsrfToken, IncomingFlash};
+use crate::web::{AppError, Chrome, IncomingFlash, Page};
 
 pub const PAGE_SIZE: i64 = 50;
 
@@ -91,8 +91,11 @@ const LIST_WHERE: &str =
 /// is a column the tenant app maintains, never a query per row.
 pub async fn list(
     admin: SuperAdmin,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
@@ -130,7 +133,7 @@ pub async fn list(
     .fetch_all(&mut *tx)
     .await?;
     Ok(ListPage {
-        chrome: chrome(),
+        chrome,
         nav: admin.nav(&csrf, "tenants"),
         flash,
         rows,

@@ -15,7 +15,7 @@ use crate::state::AppState;
 use crate::tenancy::db;
 use crate::tenancy::provision;
 use crate::tenancy::{PublicDb, Slug, TenantStatus};
-use crate::web::{AppError, CsrfForm, CsrfToken, Flash};
+use crate::web::{AppError, CsrfForm, Flash, Page};
 
 /// The tenant's status, locked for the rest of the transaction.
 async fn lock_status(db: &mut PublicDb, slug: &Slug) -> Result<String, AppError> {
@@ -106,7 +106,7 @@ pub struct DeleteForm {
 /// catalogue row, the domains and the schema in one transaction.
 pub async fn delete(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -123,7 +123,7 @@ pub async fn delete(
             "confirm_slug",
             format!("type the slug \"{slug}\" exactly to confirm the deletion"),
         );
-        return detail::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+        return detail::invalid(&state, &admin, page, &headers, &slug, forms).await;
     }
     let users: Option<i32> = {
         let mut db = PublicDb::begin(&state.pool).await?;
