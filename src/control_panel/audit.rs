@@ -7,10 +7,10 @@ use axum::extract::{Query, State};
 use serde::Deserialize;
 use sqlx::PgConnection;
 
-use super::{PanelNav, SuperAdmin, chrome};
+use super::{PanelNav, SuperAdmin};
 use crate::state::AppState;
 use crate::tenancy::db;
-use crate::web::{AppError, Chrome, CsrfToken};
+use crate::web::{AppError, Chrome, Page};
 
 pub const LOGIN: &str = "login";
 pub const LOGIN_FAILED: &str = "login_failed";
@@ -172,7 +172,7 @@ impl AuditPage {
 /// any page is as fast as the first).
 pub async fn page(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     State(state): State<AppState>,
     Query(q): Query<AuditQuery>,
 ) -> Result<AuditPage, AppError> {
@@ -187,8 +187,8 @@ pub async fn page(
         None
     };
     Ok(AuditPage {
-        chrome: chrome(),
-        nav: admin.nav(&csrf, "audit"),
+        chrome: page.chrome,
+        nav: admin.nav(&page.csrf, "audit"),
         rows,
         tenant,
         older,

@@ -15,7 +15,7 @@ use crate::tenancy::PublicDb;
 use crate::tenancy::db;
 use crate::web::auth::NextQuery;
 use crate::web::throttle::{self, Attempt};
-use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash, auth};
+use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash, Page, auth};
 
 /// The command that creates the first super-admin, shown on first run.
 pub const CREATE_COMMAND: &str =
@@ -47,15 +47,18 @@ async fn first_run(state: &AppState) -> Result<Option<&'static str>, AppError> {
 pub async fn login_page(
     State(state): State<AppState>,
     session: Session,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     Query(query): Query<NextQuery>,
 ) -> Result<Response, AppError> {
     if auth::signed_in(&session).await?.is_some() {
         return Ok(Redirect::to(&auth::after_sign_in(&query.next)).into_response());
     }
     Ok(LoginPage {
-        chrome: chrome(),
+        chrome,
         flash,
         csrf: csrf.0,
         email: String::new(),

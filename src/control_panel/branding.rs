@@ -1,5 +1,7 @@
-//! The branding editor: name, colours, theme and logo of a tenant. The form
-//! is `multipart/form-data` for the logo, so its CSRF token is checked here.
+//! The branding editor: name, colours, theme and logo of a tenant, with the
+//! form's values and the colour fields' message (also used by the create
+//! form). The form is `multipart/form-data` for the logo, so its CSRF token
+//! is checked here.
 
 use axum::extract::multipart::MultipartError;
 use axum::extract::{Multipart, Path, State};
@@ -7,13 +9,26 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use super::tenants::{self, BrandingValues, COLOR_HINT, DetailForms, back_to, parse_slug};
+use super::tenants::detail::{self, DetailForms};
+use super::tenants::{back_to, parse_slug};
 use super::{SuperAdmin, audit};
 use crate::branding::{Color, Theme, clean_display_name};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::db;
-use crate::web::{AppError, CsrfToken, FieldErrors, Flash};
+use crate::web::{AppError, FieldErrors, Flash, Page};
+
+/// A colour field's message.
+pub const COLOR_HINT: &str = "choose a colour written as #rrggbb, such as #4f46e5";
+
+/// The values of the branding form as typed (or as stored).
+#[derive(Clone, Debug, Default)]
+pub struct BrandingValues {
+    pub display_name: String,
+    pub primary_color: String,
+    pub accent_color: String,
+    pub theme: String,
+}
 
 /// The largest logo accepted.
 pub const MAX_LOGO_BYTES: usize = 512 * 1024;
@@ -93,7 +108,7 @@ impl LogoChange {
 /// registry hears of it by NOTIFY. 303 back, or the page again with 422.
 pub async fn update(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -104,7 +119,7 @@ pub async fn update(
         Ok(upload) => upload,
         Err(e) => return Ok(e.status().into_response()),
     };
-    let csrf_ok = matches!(upload.csrf_tokens.as_slice(), [token] if csrf.matches(token));
+    let csrf_ok = matches!(upload.csrf_tokens.as_slice(), [token] if page.csrf.matches(token));
     if !csrf_ok {
         return Ok(StatusCode::FORBIDDEN.into_response());
     }
@@ -162,7 +177,7 @@ pub async fn update(
             errors,
             ..DetailForms::default()
         };
-        return tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+        return detail::invalid(&state, &admin, page, &headers, &slug, forms).await;
     };
 
     let mut db = PublicDb::begin(&state.pool).await?;

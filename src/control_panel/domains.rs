@@ -6,14 +6,15 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::auth::Empty;
-use super::tenants::{self, DetailForms, back_to, parse_slug};
+use super::tenants::detail::{self, DetailForms};
+use super::tenants::{back_to, parse_slug};
 use super::{SuperAdmin, audit};
 use crate::state::AppState;
 use crate::tenancy::PublicDb;
 use crate::tenancy::db;
 use crate::tenancy::host::validate_domain;
 use crate::tenancy::provision::unique_violation;
-use crate::web::{AppError, CsrfForm, CsrfToken, Flash};
+use crate::web::{AppError, CsrfForm, Flash, Page};
 
 #[derive(Deserialize)]
 pub struct DomainForm {
@@ -25,7 +26,7 @@ pub struct DomainForm {
 /// tenant uses yet and that is not the root domain or under it.
 pub async fn add(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
@@ -45,7 +46,7 @@ pub async fn add(
         Ok(domain) => domain,
         Err(e) => {
             let forms = invalid(e.to_string());
-            return tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+            return detail::invalid(&state, &admin, page, &headers, &slug, forms).await;
         }
     };
 
@@ -67,7 +68,7 @@ pub async fn add(
         Err(e) if unique_violation(&e).is_some() => {
             drop(db);
             let forms = invalid(format!("{domain} is already in use"));
-            return tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await;
+            return detail::invalid(&state, &admin, page, &headers, &slug, forms).await;
         }
         Err(e) => return Err(e.into()),
     }
@@ -87,7 +88,7 @@ pub async fn add(
 /// `POST /tenants/{slug}/domains/{domain}/delete`.
 pub async fn remove(
     admin: SuperAdmin,
-    csrf: CsrfToken,
+    page: Page,
     headers: HeaderMap,
     State(state): State<AppState>,
     Path((slug, domain)): Path<(String, String)>,
@@ -114,7 +115,7 @@ pub async fn remove(
                 "domain",
                 format!("{domain} is the default domain of {slug} and cannot be removed"),
             );
-            tenants::invalid(&state, &admin, &csrf, &headers, &slug, forms).await
+            detail::invalid(&state, &admin, page, &headers, &slug, forms).await
         }
         Some(false) => {
             db::query("DELETE FROM public.tenant_domains WHERE domain = $1 AND NOT is_default")

@@ -3,8 +3,9 @@
 //!
 //! - [`auth`]: login and logout, and the [`SuperAdmin`] guard every other page uses
 //! - [`tenants`]: the tenant list, the create form, the detail page, status
-//!   changes and deletion
+//!   changes and deletion, a file each
 //! - [`branding`]: the branding editor (multipart, with a logo upload)
+//! - [`preview`]: the branded header preview the create and branding forms show
 //! - [`domains`]: custom domains
 //! - [`audit`]: writing and listing the audit log
 
@@ -12,6 +13,7 @@ pub mod audit;
 pub mod auth;
 pub mod branding;
 pub mod domains;
+pub mod preview;
 pub mod tenants;
 
 use axum::Router;
@@ -32,10 +34,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/logout", post(auth::logout))
-        .route("/", get(tenants::list))
-        .route("/tenants/new", get(tenants::new_page))
-        .route("/tenants", post(tenants::create))
-        .route("/tenants/{slug}", get(tenants::detail))
+        .route("/", get(tenants::list::list))
+        .route("/tenants/new", get(tenants::create::new_page))
+        .route("/tenants", post(tenants::create::create))
+        .route("/tenants/{slug}", get(tenants::detail::detail))
         .route("/tenants/{slug}/logo", get(branding::logo))
         .route("/tenants/{slug}/branding", post(branding::update))
         .route("/tenants/{slug}/domains", post(domains::add))
@@ -43,9 +45,12 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{slug}/domains/{domain}/delete",
             post(domains::remove),
         )
-        .route("/tenants/{slug}/suspend", post(tenants::suspend))
-        .route("/tenants/{slug}/reactivate", post(tenants::reactivate))
-        .route("/tenants/{slug}/delete", post(tenants::delete))
+        .route("/tenants/{slug}/suspend", post(tenants::status::suspend))
+        .route(
+            "/tenants/{slug}/reactivate",
+            post(tenants::status::reactivate),
+        )
+        .route("/tenants/{slug}/delete", post(tenants::status::delete))
         .route("/audit", get(audit::page))
         .with_state(state)
 }

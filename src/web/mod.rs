@@ -1,5 +1,5 @@
-//! Web parts shared by both sites: page chrome, error pages, CSRF, forms,
-//! flash messages, security headers, static files.
+//! Web parts shared by both sites: page chrome and the [`Page`] extractor,
+//! error pages, CSRF, forms, flash messages, security headers, static files.
 
 pub mod auth;
 pub mod chrome;
@@ -9,6 +9,7 @@ pub mod errors;
 mod extract;
 pub mod flash;
 pub mod forms;
+pub mod page;
 pub mod security;
 pub mod static_files;
 pub mod throttle;
@@ -18,6 +19,7 @@ pub use csrf::CsrfToken;
 pub use errors::{AppError, AppResult};
 pub use flash::{Flash, IncomingFlash};
 pub use forms::{CsrfForm, FieldErrors};
+pub use page::Page;
 
 /// Lower-case hex of some bytes.
 pub fn hex(bytes: &[u8]) -> String {

@@ -10,9 +10,8 @@ use sqlx::PgPool;
 
 use super::member::{Member, WorkspaceNav};
 use crate::password;
-use crate::tenancy::Site;
 use crate::tenancy::sessions::end_sessions_of;
-use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, IncomingFlash};
+use crate::web::{AppError, Chrome, CsrfForm, FieldErrors, Flash, IncomingFlash, Page};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "workspace/account.html")]
@@ -28,14 +27,16 @@ struct AccountPage {
 }
 
 fn account_page(
-    site: &Site,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     member: &Member,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
     errors: FieldErrors,
 ) -> AccountPage {
     AccountPage {
-        chrome: Chrome::for_site(site),
+        chrome,
         flash,
         nav: WorkspaceNav::new(&member.user, "account"),
         csrf: csrf.0,
@@ -51,13 +52,8 @@ fn account_page(
 }
 
 /// `GET /account`.
-pub async fn show(
-    site: Site,
-    member: Member,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
-) -> impl IntoResponse {
-    account_page(&site, &member, csrf, flash, FieldErrors::default())
+pub async fn show(page: Page, member: Member) -> impl IntoResponse {
+    account_page(page, &member, FieldErrors::default())
 }
 
 #[derive(Deserialize)]
@@ -71,10 +67,9 @@ pub struct PasswordForm {
 /// `POST /account/password`: needs the current password; ends every other
 /// session of the user.
 pub async fn change_password(
-    site: Site,
+    page: Page,
     State(pool): State<PgPool>,
     mut member: Member,
-    csrf: CsrfToken,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
@@ -101,7 +96,7 @@ pub async fn change_password(
         errors.add("current_password", "That is not your current password.");
     }
     let Some(hash) = hash.filter(|_| errors.is_empty()) else {
-        let page = account_page(&site, &member, csrf, IncomingFlash(None), errors);
+        let page = account_page(page.without_flash(), &member, errors);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     let hash = hash?;

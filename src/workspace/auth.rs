@@ -13,7 +13,7 @@ use crate::tenancy::{Site, TenantDb};
 use crate::web::auth::{NextQuery, after_sign_in, safe_next, sign_in, sign_out};
 use crate::web::client::ClientAddr;
 use crate::web::throttle::{self, Attempt};
-use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash};
+use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, Flash, IncomingFlash, Page};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "workspace/login.html")]
@@ -28,13 +28,15 @@ struct LoginPage {
 }
 
 pub async fn login_form(
-    site: Site,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     Query(query): Query<NextQuery>,
 ) -> impl IntoResponse {
     LoginPage {
-        chrome: Chrome::for_site(&site),
+        chrome,
         flash,
         csrf: csrf.0,
         email: String::new(),

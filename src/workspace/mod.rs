@@ -3,8 +3,11 @@
 
 mod account;
 mod auth;
+mod board;
 mod brand;
+mod dates;
 mod member;
+mod task_form;
 mod tasks;
 mod users;
 
@@ -31,7 +34,7 @@ async fn refuse_if_suspended(site: Site, req: Request, next: Next) -> Response {
 
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
-        .route("/", get(tasks::board))
+        .route("/", get(board::board))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/tasks", post(tasks::create))

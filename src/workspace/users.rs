@@ -11,9 +11,9 @@ use sqlx::PgPool;
 use super::auth::Empty;
 use super::member::{TenantAdmin, WorkspaceNav, parse_id};
 use crate::password;
+use crate::tenancy::TenantDb;
 use crate::tenancy::sessions::end_sessions_of;
-use crate::tenancy::{Site, TenantDb};
-use crate::web::{AppError, Chrome, CsrfForm, CsrfToken, FieldErrors, Flash, IncomingFlash};
+use crate::web::{AppError, Chrome, CsrfForm, FieldErrors, Flash, IncomingFlash, Page};
 
 #[derive(Debug, sqlx::FromRow)]
 pub struct Row {
@@ -59,10 +59,12 @@ struct UsersPage {
 }
 
 async fn users_page(
-    site: &Site,
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
     admin: &mut TenantAdmin,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
     form: NewUserForm,
     errors: FieldErrors,
 ) -> Result<UsersPage, AppError> {
@@ -76,7 +78,7 @@ async fn users_page(
         .fetch_all(db.conn())
         .await?;
     Ok(UsersPage {
-        chrome: Chrome::for_site(site),
+        chrome,
         flash,
         nav: WorkspaceNav::new(&member.user, "users"),
         csrf: csrf.0,
@@ -89,17 +91,12 @@ async fn users_page(
 }
 
 /// `GET /admin/users`.
-pub async fn list(
-    site: Site,
-    mut admin: TenantAdmin,
-    csrf: CsrfToken,
-    flash: IncomingFlash,
-) -> Result<impl IntoResponse, AppError> {
+pub async fn list(page: Page, mut admin: TenantAdmin) -> Result<impl IntoResponse, AppError> {
     let form = NewUserForm {
         role: "member".into(),
         ..NewUserForm::default()
     };
-    users_page(&site, &mut admin, csrf, flash, form, FieldErrors::default()).await
+    users_page(page, &mut admin, form, FieldErrors::default()).await
 }
 
 /// Keeps `public.tenants.user_count` equal to the number of active users,
@@ -118,10 +115,9 @@ async fn update_user_count(db: &mut TenantDb) -> Result<(), AppError> {
 
 /// `POST /admin/users`.
 pub async fn create(
-    site: Site,
+    page: Page,
     State(pool): State<PgPool>,
     mut admin: TenantAdmin,
-    csrf: CsrfToken,
     CsrfForm(form): CsrfForm<NewUserForm>,
 ) -> Result<Response, AppError> {
     let mut errors = FieldErrors::default();
@@ -153,7 +149,7 @@ pub async fn create(
     let (Some(email), Some(name), Some(role), true) = (email, name, role, errors.is_empty()) else {
         let mut form = form;
         form.password.clear();
-        let page = users_page(&site, &mut admin, csrf, IncomingFlash(None), form, errors).await?;
+        let page = users_page(page.without_flash(), &mut admin, form, errors).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     // The request's transaction is set aside while hashing (no connection
@@ -185,7 +181,7 @@ pub async fn create(
             password: String::new(),
             ..form_of(&email, &name, role)
         };
-        let page = users_page(&site, &mut admin, csrf, IncomingFlash(None), form, errors).await?;
+        let page = users_page(page.without_flash(), &mut admin, form, errors).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     update_user_count(db).await?;
