@@ -10,7 +10,8 @@ use std::time::Instant;
 
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use tenantry::tenancy::migrate::{self, TENANT_MIGRATIONS};
+use tenantry::database::TENANT_MIGRATIONS;
+use tenantry::tenancy::migrate::{self};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let password = args.next().unwrap_or_else(|| "bench-password".into());
     let url = std::env::var("DATABASE_URL").map_err(|_| anyhow::anyhow!("set DATABASE_URL"))?;
     let pool = tenantry::database::pool(&url, jobs as u32)?;
-    tenantry::tenancy::migrate::migrate_public(&pool).await?;
+    tenantry::database::migrate_public(&pool).await?;
     let hash = tenantry::password::hash(password).await?;
     let started = std::time::Instant::now();
     let results: Vec<anyhow::Result<bool>> = futures_util::stream::iter(0..count)

@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use tenantry::branding::Color;
+use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{FirstAdmin, create_tenant};
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::migrate::{self, TENANT_MIGRATIONS};
+use tenantry::tenancy::migrate::{self};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
@@ -50,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     let pool = tenantry::database::pool(&url, jobs as u32)?;
-    migrate::migrate_public(&pool).await?;
+    tenantry::database::migrate_public(&pool).await?;
     let version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(&pool)
         .await?;

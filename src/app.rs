@@ -25,7 +25,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use crate::state::AppState;
 use crate::tenancy::resolve::SiteDispatch;
 use crate::tenancy::sessions::SiteSessionStore;
-use crate::web::auth::SESSION_LIFETIME;
+use crate::web::auth::{SESSION_LIFETIME, SESSIONS};
 use crate::web::{csrf, errors, flash, security, static_files};
 use crate::{control_panel, workspace};
 
@@ -78,7 +78,7 @@ pub fn router(state: AppState) -> Router {
 /// token; an Origin check for unsafe methods; the request body limit (413).
 /// Error pages are rendered once, outside (see `router`).
 fn site_layers(router: Router, state: &AppState) -> Router {
-    let sessions = SessionManagerLayer::new(SiteSessionStore::new(state.pool.clone()))
+    let sessions = SessionManagerLayer::new(SiteSessionStore::new(state.pool.clone(), SESSIONS))
         .with_name("tenantry_session")
         .with_http_only(true)
         .with_same_site(SameSite::Lax)

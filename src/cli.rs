@@ -9,10 +9,11 @@ use clap::{Parser, Subcommand};
 use crate::branding::{Color, clean_display_name};
 use crate::config::{DbConfig, ServeConfig, SiteConfig};
 use crate::database::Database;
+use crate::database::TENANT_MIGRATIONS;
 use crate::onboarding::NewTenant;
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
-use crate::tenancy::migrate::{self, Outcome, TENANT_MIGRATIONS};
+use crate::tenancy::migrate::{self, Outcome};
 use crate::tenancy::provision::{self, unique_violation};
 use crate::tenancy::schema::Slug;
 

@@ -9,7 +9,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::DbConfig;
 use crate::devdb::{self, ManagedCluster};
-use crate::tenancy::migrate;
+use sqlx::migrate::{MigrateError, Migrator};
 
 /// Name of the database created on the managed cluster.
 const MANAGED_DATABASE: &str = "tenantry";
@@ -50,7 +50,7 @@ impl Database {
         };
         let direct_url = config.database_listen_url.clone().unwrap_or(url.clone());
         let migrations = pool(&direct_url, 1)?;
-        migrate::migrate_public(&migrations)
+        migrate_public(&migrations)
             .await
             .context("cannot apply the public migrations")?;
         migrations.close().await;
@@ -65,6 +65,16 @@ impl Database {
 
 /// The one bounded pool. Connections are recycled after a while: a backend
 /// that has touched thousands of schemas holds a large catalogue cache.
+/// The application's migrations: the shared catalogue in `public`, and the
+/// tables of every tenant's workspace (applied after the core's own).
+pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
+pub static TENANT_MIGRATIONS: Migrator = sqlx::migrate!("migrations/tenant");
+
+/// Applies pending public migrations (every command does this first).
+pub async fn migrate_public(pool: &PgPool) -> Result<(), MigrateError> {
+    PUBLIC_MIGRATIONS.run(pool).await
+}
+
 pub fn pool(url: &str, size: u32) -> Result<PgPool> {
     let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
     let options = options
@@ -90,4 +100,45 @@ pub fn pool(url: &str, size: u32) -> Result<PgPool> {
         .max_lifetime(Duration::from_secs(30 * 60))
         .idle_timeout(Duration::from_secs(10 * 60))
         .connect_lazy_with(options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tenancy::sql_split::split_statements;
+
+    /// The SHA-384 that every existing tenant ledger holds for version 1.
+    const WORKSPACE_CHECKSUM: &str = "8841c7be91eb8fc1d1d409d5e48cb56d3df0c98507beb01265778a70debb3ebeed61a2b34396c58056517be435187b6d";
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[tokio::test]
+    async fn tenant_migration_checksums_are_unchanged() {
+        let embedded: Vec<_> = TENANT_MIGRATIONS.iter().collect();
+        let first = embedded.iter().find(|m| m.version == 1).unwrap();
+        assert_eq!(hex(&first.checksum), WORKSPACE_CHECKSUM);
+
+        // And it is what sqlx's own migrator reads from the directory.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/tenant");
+        let from_disk = Migrator::new(dir).await.unwrap();
+        let on_disk: Vec<_> = from_disk
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        let ours: Vec<_> = embedded
+            .iter()
+            .map(|m| (m.version, m.checksum.to_vec()))
+            .collect();
+        assert_eq!(ours, on_disk);
+    }
+
+    #[test]
+    fn every_tenant_migration_splits_into_statements() {
+        for m in TENANT_MIGRATIONS.iter() {
+            let statements = split_statements(m.sql.as_str());
+            assert!(!statements.is_empty(), "migration {}", m.version);
+        }
+    }
 }

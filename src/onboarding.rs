@@ -4,8 +4,8 @@
 use sqlx::PgPool;
 
 use crate::branding::Color;
+use crate::database::TENANT_MIGRATIONS;
 use crate::tenancy::db;
-use crate::tenancy::migrate::TENANT_MIGRATIONS;
 use crate::tenancy::provision::{self, ProvisionError};
 use crate::tenancy::schema::Slug;
 
@@ -47,6 +47,7 @@ pub async fn create_tenant(
 ) -> Result<provision::Provisioning, ProvisionError> {
     let mut p =
         provision::begin(pool, &tenant.catalogue(), root_domain, &TENANT_MIGRATIONS).await?;
+    pause_for_tests("after-schema").await;
     db::query(
         "INSERT INTO users (email, display_name, password_hash, role) VALUES ($1, $2, $3, 'admin')",
     )
@@ -60,4 +61,20 @@ pub async fn create_tenant(
         .execute(p.conn())
         .await?;
     Ok(p)
+}
+
+/// Test hook for the crash-safety tests: with `TENANTRY_TEST_PAUSE=<point>`
+/// set, tenant creation stops at that point (`after-schema`: the schema is
+/// created and migrated, the transaction still open) for
+/// `TENANTRY_TEST_PAUSE_MS` (default a minute), so a test can kill the
+/// process mid-transaction.
+async fn pause_for_tests(point: &str) {
+    if std::env::var("TENANTRY_TEST_PAUSE").as_deref() == Ok(point) {
+        let ms = std::env::var("TENANTRY_TEST_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(60_000);
+        eprintln!("paused at {point}");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
 }

@@ -89,7 +89,12 @@ pub fn serve_jobs(pool: PgPool, registry: Arc<TenantRegistry>) -> Jobs {
         jobs.every("session-sweep", Duration::from_secs(15 * 60), move || {
             let (pool, registry) = (pool.clone(), registry.clone());
             async move {
-                let removed = crate::tenancy::sessions::sweep_expired(&pool, &registry).await?;
+                let removed = crate::tenancy::sessions::sweep_expired(
+                    &pool,
+                    &registry,
+                    &crate::web::auth::SESSIONS,
+                )
+                .await?;
                 Ok(plural(removed, "expired session", "removed"))
             }
         });

@@ -1,8 +1,10 @@
-//! Migrations: `migrations/public` once, `migrations/tenant` in every schema.
+//! Tenant migrations: the core's own (`src/tenancy/migrations`, its sessions
+//! table) and the application's (a `Migrator` it passes in), in every
+//! schema. (The application's public migrations are sqlx's as they are.)
 //!
-//! Public migrations use sqlx's migrator as it is. Tenant migrations use the
-//! same embedded files and the same ledger format (`_sqlx_migrations`, one per
-//! schema), but a runner of our own: sqlx's takes one advisory lock per
+//! They use sqlx's embedded files and ledger format (`_sqlx_migrations` for
+//! the application's, `_tenantry_core_migrations` for the core's, one of
+//! each per schema), but a runner of our own: sqlx's takes one advisory lock per
 //! *database*, which would serialise 10,000 schemas, and runs each migration
 //! in its own transaction, which would need a session-level `search_path`.
 //! Here a tenant's pending migrations, its ledger rows and its summary in
@@ -16,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::{Migration, Migrator};
 use sqlx::postgres::{PgConnection, PgPool};
 use sqlx::{AssertSqlSafe, Executor};
 
@@ -24,22 +26,27 @@ use super::db::{self, begin_sql};
 use super::schema::SchemaName;
 use super::sql_split::split_statements;
 
-pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
-pub static TENANT_MIGRATIONS: Migrator = sqlx::migrate!("migrations/tenant");
+/// The core's own tenant migrations (its sessions table), applied to every
+/// tenant schema before the application's, with a ledger of their own
+/// (`_tenantry_core_migrations`), so the two sets never meet.
+pub static CORE_TENANT_MIGRATIONS: Migrator = sqlx::migrate!("src/tenancy/migrations");
 
-/// Applies pending public migrations (every command does this first).
-pub async fn migrate_public(pool: &PgPool) -> Result<(), MigrateError> {
-    PUBLIC_MIGRATIONS.run(pool).await
-}
+const CORE_LEDGER: &str = "_tenantry_core_migrations";
+const APP_LEDGER: &str = "_sqlx_migrations";
 
-/// The newest version in a migration set (0 when empty).
-pub fn latest_version(migrator: &Migrator) -> i64 {
+fn up(migrator: &Migrator) -> impl Iterator<Item = &Migration> {
     migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration())
-        .map(|m| m.version)
-        .max()
-        .unwrap_or(0)
+}
+
+/// The schema version an up-to-date tenant has, as kept in
+/// `public.tenants.schema_version`: how many tenant migrations, the core's
+/// and the application's `app`, it has applied. (Before the core had
+/// migrations of its own this was the newest application version, 1, the
+/// same as the count then: existing rows read right.)
+pub fn latest_version(app: &Migrator) -> i64 {
+    i64::try_from(up(&CORE_TENANT_MIGRATIONS).count() + up(app).count()).unwrap_or(i64::MAX)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,19 +67,25 @@ pub enum TenantMigrateError {
     Database(#[from] sqlx::Error),
 }
 
-const LEDGER_DDL: &str = "
-    CREATE TABLE _sqlx_migrations (
-        version BIGINT PRIMARY KEY,
-        description TEXT NOT NULL,
-        installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
-        success BOOLEAN NOT NULL,
-        checksum BYTEA NOT NULL,
-        execution_time BIGINT NOT NULL
-    )";
+/// A ledger in sqlx's format, so `_sqlx_migrations` stays what sqlx's own
+/// tools expect.
+fn ledger_ddl(table: &str) -> String {
+    format!(
+        "CREATE TABLE {table} (
+            version BIGINT PRIMARY KEY,
+            description TEXT NOT NULL,
+            installed_on TIMESTAMPTZ NOT NULL DEFAULT now(),
+            success BOOLEAN NOT NULL,
+            checksum BYTEA NOT NULL,
+            execution_time BIGINT NOT NULL
+        )"
+    )
+}
 
 /// Brings one tenant schema up to date inside the caller's transaction, which
 /// must already have `search_path` set to exactly that schema (see
-/// [`begin_sql`]). Returns how many migrations were applied.
+/// [`begin_sql`]): the core's migrations, then the application's
+/// `migrator`. Returns how many migrations were applied.
 pub async fn apply_tenant_migrations(
     conn: &mut PgConnection,
     schema: &SchemaName,
@@ -83,15 +96,35 @@ pub async fn apply_tenant_migrations(
         .bind(schema.as_str())
         .execute(&mut *conn)
         .await?;
-    let has_ledger: bool = db::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+    let mut count = apply_set(conn, CORE_LEDGER, &CORE_TENANT_MIGRATIONS).await?;
+    count += apply_set(conn, APP_LEDGER, migrator).await?;
+    db::query("UPDATE public.tenants SET schema_version = $1 WHERE schema_name = $2")
+        .bind(latest_version(migrator))
+        .bind(schema.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(count)
+}
+
+/// Applies `migrator`'s pending migrations, recording them in `ledger`
+/// (created if missing) after checking what it already holds.
+async fn apply_set(
+    conn: &mut PgConnection,
+    ledger: &'static str,
+    migrator: &Migrator,
+) -> Result<usize, TenantMigrateError> {
+    let has_ledger: bool = db::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+        .bind(ledger)
         .fetch_one(&mut *conn)
         .await?;
     let applied: Vec<(i64, Vec<u8>)> = if has_ledger {
-        db::query_as("SELECT version, checksum FROM _sqlx_migrations ORDER BY version")
+        let sql = format!("SELECT version, checksum FROM {ledger} ORDER BY version");
+        sqlx::query_as(AssertSqlSafe(sql))
+            .persistent(db::prepared_statements())
             .fetch_all(&mut *conn)
             .await?
     } else {
-        conn.execute(LEDGER_DDL).await?;
+        conn.execute(AssertSqlSafe(ledger_ddl(ledger))).await?;
         Vec::new()
     };
 
@@ -106,11 +139,13 @@ pub async fn apply_tenant_migrations(
         }
     }
 
+    let record = format!(
+        "INSERT INTO {ledger} (version, description, success, checksum, execution_time)
+         VALUES ($1, $2, true, $3, $4)"
+    );
     let mut count = 0;
-    for migration in migrator.iter() {
-        if !migration.migration_type.is_up_migration()
-            || applied.iter().any(|(v, _)| *v == migration.version)
-        {
+    for migration in up(migrator) {
+        if applied.iter().any(|(v, _)| *v == migration.version) {
             continue;
         }
         if migration.no_tx {
@@ -129,24 +164,16 @@ pub async fn apply_tenant_migrations(
                     source,
                 })?;
         }
-        db::query(
-            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-             VALUES ($1, $2, true, $3, $4)",
-        )
-        .bind(migration.version)
-        .bind(migration.description.as_ref())
-        .bind(migration.checksum.as_ref())
-        .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(AssertSqlSafe(record.as_str()))
+            .persistent(db::prepared_statements())
+            .bind(migration.version)
+            .bind(migration.description.as_ref())
+            .bind(migration.checksum.as_ref())
+            .bind(i64::try_from(started.elapsed().as_nanos()).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await?;
         count += 1;
     }
-
-    db::query("UPDATE public.tenants SET schema_version = $1 WHERE schema_name = $2")
-        .bind(latest_version(migrator))
-        .bind(schema.as_str())
-        .execute(&mut *conn)
-        .await?;
     Ok(count)
 }
 
@@ -239,45 +266,5 @@ async fn migrate_one(pool: &PgPool, schema: &SchemaName, migrator: &Migrator) ->
             took: started.elapsed(),
         },
         Err(e) => Outcome::Failed(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The SHA-384 that every existing tenant ledger holds for version 1.
-    const WORKSPACE_CHECKSUM: &str = "8841c7be91eb8fc1d1d409d5e48cb56d3df0c98507beb01265778a70debb3ebeed61a2b34396c58056517be435187b6d";
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    #[tokio::test]
-    async fn tenant_migration_checksums_are_unchanged() {
-        let embedded: Vec<_> = TENANT_MIGRATIONS.iter().collect();
-        let first = embedded.iter().find(|m| m.version == 1).unwrap();
-        assert_eq!(hex(&first.checksum), WORKSPACE_CHECKSUM);
-
-        // And it is what sqlx's own migrator reads from the directory.
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/tenant");
-        let from_disk = Migrator::new(dir).await.unwrap();
-        let on_disk: Vec<_> = from_disk
-            .iter()
-            .map(|m| (m.version, m.checksum.to_vec()))
-            .collect();
-        let ours: Vec<_> = embedded
-            .iter()
-            .map(|m| (m.version, m.checksum.to_vec()))
-            .collect();
-        assert_eq!(ours, on_disk);
-    }
-
-    #[test]
-    fn every_tenant_migration_splits_into_statements() {
-        for m in TENANT_MIGRATIONS.iter() {
-            let statements = split_statements(m.sql.as_str());
-            assert!(!statements.is_empty(), "migration {}", m.version);
-        }
     }
 }

@@ -133,7 +133,6 @@ pub async fn begin(
     let pin = format!("SET LOCAL search_path TO {}", schema.quoted());
     tx.execute(AssertSqlSafe(pin)).await?;
 
-    pause_for_tests("after-schema").await;
     apply_tenant_migrations(&mut tx, &schema, migrator).await?;
 
     Ok(Provisioning {
@@ -251,18 +250,4 @@ pub async fn set_status(
 pub fn unique_violation(e: &sqlx::Error) -> Option<String> {
     let db = e.as_database_error()?;
     (db.code().as_deref() == Some("23505")).then(|| db.constraint().unwrap_or("").to_owned())
-}
-
-/// Test hook for the crash-safety tests: with `TENANTRY_TEST_PAUSE=<point>`
-/// set, provisioning stops at that point for `TENANTRY_TEST_PAUSE_MS` (default
-/// a minute) so a test can kill the process mid-transaction.
-async fn pause_for_tests(point: &str) {
-    if std::env::var("TENANTRY_TEST_PAUSE").as_deref() == Ok(point) {
-        let ms = std::env::var("TENANTRY_TEST_PAUSE_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(60_000);
-        eprintln!("paused at {point}");
-        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-    }
 }

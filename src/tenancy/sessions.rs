@@ -1,8 +1,14 @@
-//! One `tower_sessions::SessionStore` for every site: sessions of the control
-//! panel live in `public.cp_sessions`, a tenant's in its own schema's
-//! `sessions` table. Which one a call uses comes from the site in scope (the
-//! task-local the dispatcher sets), so a session id from one tenant means
-//! nothing in another, and dropping a tenant's schema drops its sessions.
+//! One `tower_sessions::SessionStore` for every site: a tenant's sessions
+//! live in its own schema's `tenantry_sessions` table (created by the core's own
+//! tenant migration, `src/tenancy/migrations`), the root site's in a table
+//! the application names. Which one a call uses comes from the site in
+//! scope (the task-local the dispatcher sets), so a session id from one
+//! tenant means nothing in another, and dropping a tenant's schema drops its
+//! sessions.
+//!
+//! Each row also holds its session's owner (`owner_id`): the integer the
+//! application stores under its owner key in the session data (an account
+//! id), so all of one account's sessions can be ended with one statement.
 //!
 //! A store call with no site in scope (say, a `Session` moved into a spawned
 //! task) is an error, never a silent default.
@@ -20,18 +26,26 @@ use super::registry::{Site, TenantRegistry};
 use super::resolve::current_site;
 use super::schema::SchemaName;
 
-/// The session data key whose value (an integer) is copied into the table's
-/// `user_id` column, so all of one user's sessions can be ended at once.
-pub const OWNER_KEY: &str = "user_id";
+/// Where the sessions go, as the application chooses.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionConfig {
+    /// The root site's sessions table, schema-qualified, with the columns of
+    /// the tenant table (`id`, `data`, `expiry_date`, `owner_id`). An
+    /// application constant, never input.
+    pub root_table: &'static str,
+    /// The session data key whose integer value is the session's owner.
+    pub owner_key: &'static str,
+}
 
 #[derive(Clone, Debug)]
 pub struct SiteSessionStore {
     pool: PgPool,
+    config: SessionConfig,
 }
 
 impl SiteSessionStore {
-    pub fn new(pool: PgPool) -> SiteSessionStore {
-        SiteSessionStore { pool }
+    pub fn new(pool: PgPool, config: SessionConfig) -> SiteSessionStore {
+        SiteSessionStore { pool, config }
     }
 
     /// A transaction for the site in scope and the name of its sessions
@@ -40,7 +54,10 @@ impl SiteSessionStore {
     /// server connection).
     async fn begin(&self) -> Result<(Transaction<'static, Postgres>, Table)> {
         match current_site() {
-            Some(Site::ControlPanel) => Ok((begin_public(&self.pool).await.map_err(backend)?, Table::Panel)),
+            Some(Site::ControlPanel) => Ok((
+                begin_public(&self.pool).await.map_err(backend)?,
+                Table::Root(self.config.root_table),
+            )),
             Some(Site::Tenant(t)) => Ok((
                 begin_in_schema(&self.pool, &t.schema).await.map_err(backend)?,
                 Table::Tenant(t.schema.clone()),
@@ -54,7 +71,7 @@ impl SiteSessionStore {
 }
 
 enum Table {
-    Panel,
+    Root(&'static str),
     Tenant(SchemaName),
 }
 
@@ -65,9 +82,12 @@ impl Table {
     /// `TenantDb::query`).
     fn sql(&self, template: &str) -> AssertSqlSafe<String> {
         AssertSqlSafe(match self {
-            Table::Panel => template.replace("{t}", "public.cp_sessions"),
+            Table::Root(table) => template.replace("{t}", table),
             Table::Tenant(schema) => {
-                format!("/* {schema} */ {}", template.replace("{t}", "sessions"))
+                format!(
+                    "/* {schema} */ {}",
+                    template.replace("{t}", "tenantry_sessions")
+                )
             }
         })
     }
@@ -89,11 +109,13 @@ pub fn is_unavailable(e: &Error) -> bool {
     matches!(e, Error::Backend(msg) if msg.starts_with(UNAVAILABLE))
 }
 
-fn owner(record: &Record) -> Option<i64> {
-    record
-        .data
-        .get(OWNER_KEY)
-        .and_then(serde_json::Value::as_i64)
+impl SiteSessionStore {
+    fn owner(&self, record: &Record) -> Option<i64> {
+        record
+            .data
+            .get(self.config.owner_key)
+            .and_then(serde_json::Value::as_i64)
+    }
 }
 
 fn data_json(record: &Record) -> Result<serde_json::Value> {
@@ -107,14 +129,14 @@ impl SessionStore for SiteSessionStore {
         let data = data_json(record)?;
         loop {
             let inserted = sqlx::query(table.sql(
-                "INSERT INTO {t} (id, data, expiry_date, user_id) VALUES ($1, $2, $3, $4)
+                "INSERT INTO {t} (id, data, expiry_date, owner_id) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
             ))
             .persistent(prepared_statements())
             .bind(record.id.to_string())
             .bind(&data)
             .bind(record.expiry_date)
-            .bind(owner(record))
+            .bind(self.owner(record))
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -133,13 +155,13 @@ impl SessionStore for SiteSessionStore {
     async fn save(&self, record: &Record) -> Result<()> {
         let (mut tx, table) = self.begin().await?;
         sqlx::query(
-            table.sql("UPDATE {t} SET data = $2, expiry_date = $3, user_id = $4 WHERE id = $1"),
+            table.sql("UPDATE {t} SET data = $2, expiry_date = $3, owner_id = $4 WHERE id = $1"),
         )
         .persistent(prepared_statements())
         .bind(record.id.to_string())
         .bind(data_json(record)?)
         .bind(record.expiry_date)
-        .bind(owner(record))
+        .bind(self.owner(record))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -181,41 +203,53 @@ impl SessionStore for SiteSessionStore {
     }
 }
 
-/// Ends every session of one user in the schema on `conn`'s search path
+/// Ends every session of one owner in the schema on `conn`'s search path
 /// (call it inside a `TenantDb` transaction), except `keep` if given.
 pub async fn end_sessions_of(
     conn: &mut sqlx::PgConnection,
-    user_id: i64,
+    owner: i64,
     keep: Option<&Id>,
 ) -> std::result::Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+    let done = sqlx::query("DELETE FROM tenantry_sessions WHERE owner_id = $1 AND id <> $2")
         .persistent(prepared_statements())
-        .bind(user_id)
+        .bind(owner)
         .bind(keep.map(Id::to_string).unwrap_or_default())
         .execute(conn)
         .await?;
     Ok(done.rows_affected())
 }
 
-/// Deletes expired sessions of the control panel and of every tenant the
+/// Ends every session of a tenant (when it is suspended, say), inside the
+/// caller's transaction on any search path.
+pub async fn end_all_sessions(
+    conn: &mut sqlx::PgConnection,
+    schema: &SchemaName,
+) -> std::result::Result<u64, sqlx::Error> {
+    let sql = format!("DELETE FROM {}.tenantry_sessions", schema.quoted());
+    Ok(conn.execute(AssertSqlSafe(sql)).await?.rows_affected())
+}
+
+/// Deletes expired sessions of the root site and of every tenant the
 /// registry serves, a hundred schemas per round trip. Returns how many
 /// sessions went.
 pub async fn sweep_expired(
     pool: &PgPool,
     registry: &TenantRegistry,
+    config: &SessionConfig,
 ) -> std::result::Result<u64, sqlx::Error> {
     const BATCH: usize = 100;
     let mut conn = pool.acquire().await?;
-    let mut removed = conn
-        .execute("DELETE FROM public.cp_sessions WHERE expiry_date <= now()")
-        .await?
-        .rows_affected();
+    let root = format!(
+        "DELETE FROM {} WHERE expiry_date <= now()",
+        config.root_table
+    );
+    let mut removed = conn.execute(AssertSqlSafe(root)).await?.rows_affected();
     for batch in registry.schemas().chunks(BATCH) {
         let sql: String = batch
             .iter()
             .map(|s| {
                 format!(
-                    "DELETE FROM {}.sessions WHERE expiry_date <= now();",
+                    "DELETE FROM {}.tenantry_sessions WHERE expiry_date <= now();",
                     s.quoted()
                 )
             })

@@ -5,7 +5,18 @@
 
 use tower_sessions::Session;
 
-use crate::tenancy::sessions::OWNER_KEY;
+use crate::tenancy::sessions::SessionConfig;
+
+/// Where both sites keep their sessions: a tenant's in its schema (the
+/// core's table), the control panel's in `public.cp_sessions`; the
+/// signed-in account's id under `user_id` in the session data.
+pub const SESSIONS: SessionConfig = SessionConfig {
+    root_table: "public.cp_sessions",
+    owner_key: OWNER_KEY,
+};
+
+/// The session data key holding the signed-in account's id.
+const OWNER_KEY: &str = "user_id";
 
 /// How long a session lasts without being renewed (logging in renews it).
 pub const SESSION_LIFETIME: time::Duration = time::Duration::days(14);

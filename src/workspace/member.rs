@@ -74,13 +74,13 @@ where
         };
         let pool = PgPool::from_ref(state);
         let mut db = TenantDb::begin(&pool, tenant).await?;
-        // The store copies the session's owner into `sessions.user_id`, so the
+        // The store copies the session's owner into `tenantry_sessions.owner_id`, so the
         // session and its user are found together.
         let found: Option<Found> = db
             .query_as(
                 "SELECT u.id, u.email, u.display_name, u.role,
                     s.expiry_date < now() + $2::interval AS stale
-               FROM sessions s JOIN users u ON u.id = s.user_id
+               FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
               WHERE s.id = $1 AND s.expiry_date > now() AND u.active",
             )
             .bind(session_id.to_string())

@@ -89,7 +89,7 @@ async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_an
     assert_throttled(response).await;
     assert_eq!(
         app.db
-            .count("SELECT count(*) FROM t_acme.sessions WHERE user_id IS NOT NULL")
+            .count("SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id IS NOT NULL")
             .await,
         0
     );

@@ -838,7 +838,7 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     panel.app.wait_for_host("acme.localhost").await;
     // A signed-in user of the tenant.
     sqlx::query(
-        "INSERT INTO t_acme.sessions (id, data, expiry_date, user_id)
+        "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date, owner_id)
          SELECT 'sess-1', '{}', now() + interval '1 day', id FROM t_acme.users",
     )
     .execute(&panel.db().pool)
@@ -851,7 +851,7 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     assert_eq!(
         panel
             .db()
-            .count("SELECT count(*) FROM t_acme.sessions")
+            .count("SELECT count(*) FROM t_acme.tenantry_sessions")
             .await,
         0
     );

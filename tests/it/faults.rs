@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
 use tenantry::branding::Color;
+use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::migrate::{TENANT_MIGRATIONS, latest_version};
+use tenantry::tenancy::migrate::latest_version;
 use tenantry::tenancy::provision::{self};
 
 use crate::harness::{PASSWORD, ROOT, TestDb};
@@ -173,9 +174,7 @@ async fn database_outage_gives_503_pages_and_recovers_by_itself() {
         .unwrap();
     let url = cluster.url("outage");
     let pool = tenantry::database::pool(&url, 4).unwrap();
-    tenantry::tenancy::migrate::migrate_public(&pool)
-        .await
-        .unwrap();
+    tenantry::database::migrate_public(&pool).await.unwrap();
     let db = TestDb { url, pool };
     db.create_tenant("acme").await;
     let app = crate::harness::TestApp::start(db).await;

@@ -18,7 +18,6 @@ use tenantry::config::{PublicUrl, SiteConfig};
 use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{self, FirstAdmin};
 use tenantry::state::AppState;
-use tenantry::tenancy::migrate;
 use tenantry::tenancy::{Slug, TenantRegistry};
 use tokio::net::TcpListener;
 
@@ -98,7 +97,7 @@ impl TestDb {
         admin.close().await;
         let url = format!("{}/{name}", server_url());
         let pool = tenantry::database::pool(&url, 8).unwrap();
-        migrate::migrate_public(&pool)
+        tenantry::database::migrate_public(&pool)
             .await
             .expect("public migrations");
         TestDb { url, pool }

@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use tenantry::branding::Color;
+use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::migrate::TENANT_MIGRATIONS;
 use tenantry::tenancy::provision::{self, ProvisionError};
 
 use crate::harness::{PASSWORD, ROOT, TestDb, cli};

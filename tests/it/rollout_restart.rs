@@ -15,9 +15,10 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection, SqlSafeStr};
 use tenantry::branding::Color;
+use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
-use tenantry::tenancy::migrate::{self, Outcome, TENANT_MIGRATIONS, latest_version};
+use tenantry::tenancy::migrate::{self, Outcome, latest_version};
 use tenantry::tenancy::provision::{self};
 
 use crate::harness::ROOT;
@@ -80,7 +81,7 @@ impl State {
             index: true,
             comment: true,
             ledger_rows: (1, 1),
-            schema_version: NEXT_VERSION,
+            schema_version: latest_version(&with_new_migrations()),
         }
     }
 
@@ -191,7 +192,7 @@ async fn a_rollout_interrupted_by_a_database_restart_resumes_with_no_tenant_half
     // The URL survives the restart: the cluster comes back on the same port.
     let url = cluster.url("rollout");
     let pool = tenantry::database::pool(&url, 4).unwrap();
-    migrate::migrate_public(&pool).await.unwrap();
+    tenantry::database::migrate_public(&pool).await.unwrap();
 
     // 200 tenants, fully migrated with this build's migrations.
     futures_util::stream::iter(0..TENANTS)

@@ -249,7 +249,7 @@ async fn login_good_and_bad_and_where_the_session_lands() {
     assert!(wrong.contains(message) && unknown.contains(message));
     assert!(unknown.contains("value=\"nobody@acme.test\""), "email kept");
     assert!(!unknown.contains(PASSWORD), "password never echoed");
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 0);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 0);
 
     // The email is matched without regard to case or surrounding spaces.
     let good = login(&app, &client, ACME, "  Admin@ACME.test ", PASSWORD).await;
@@ -268,19 +268,20 @@ async fn login_good_and_bad_and_where_the_session_lands() {
     assert!(flags.contains("max-age="), "{cookie}");
 
     // The row is in acme's schema and nowhere else, owned by the admin.
-    let owner: i64 = sqlx::query_scalar("SELECT user_id FROM t_acme.sessions WHERE id = $1")
-        .bind(&id)
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let owner: i64 =
+        sqlx::query_scalar("SELECT owner_id FROM t_acme.tenantry_sessions WHERE id = $1")
+            .bind(&id)
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
     let admin_id: i64 =
         sqlx::query_scalar("SELECT id FROM t_acme.users WHERE email = 'admin@acme.test'")
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
     assert_eq!(owner, admin_id);
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 1);
-    assert_eq!(sessions_in(&app.db, "t_globex.sessions").await, 0);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
+    assert_eq!(sessions_in(&app.db, "t_globex.tenantry_sessions").await, 0);
     assert_eq!(sessions_in(&app.db, "public.cp_sessions").await, 0);
 
     let board = get(&client, &app, ACME, "/").await;
@@ -292,7 +293,7 @@ async fn login_good_and_bad_and_where_the_session_lands() {
 
     // Reading pages writes no session: the row is unchanged.
     let before: String =
-        sqlx::query_scalar("SELECT data::text || expiry_date::text FROM t_acme.sessions")
+        sqlx::query_scalar("SELECT data::text || expiry_date::text FROM t_acme.tenantry_sessions")
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
@@ -304,7 +305,7 @@ async fn login_good_and_bad_and_where_the_session_lands() {
         );
     }
     let after: String =
-        sqlx::query_scalar("SELECT data::text || expiry_date::text FROM t_acme.sessions")
+        sqlx::query_scalar("SELECT data::text || expiry_date::text FROM t_acme.tenantry_sessions")
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
@@ -333,7 +334,7 @@ async fn one_tenants_cookie_and_credentials_mean_nothing_to_another() {
     let client = app.client();
     let response = login(&app, &client, GLOBEX, "admin@acme.test", PASSWORD).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(sessions_in(&app.db, "t_globex.sessions").await, 0);
+    assert_eq!(sessions_in(&app.db, "t_globex.tenantry_sessions").await, 0);
 }
 
 #[tokio::test]
@@ -354,7 +355,7 @@ async fn login_cycles_the_session_id() {
         get_with_session(&app, ACME, "/", &second_id).await.status(),
         200
     );
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 1);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 }
 
 #[tokio::test]
@@ -363,7 +364,7 @@ async fn a_planted_session_cookie_is_replaced_at_login() {
     // A real but anonymous session row, as a fixation attacker would plant.
     let planted = Id::default().to_string();
     sqlx::query(
-        "INSERT INTO t_acme.sessions (id, data, expiry_date) VALUES ($1, '{}', now() + interval '1 day')",
+        "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date) VALUES ($1, '{}', now() + interval '1 day')",
     )
     .bind(&planted)
     .execute(&app.db.pool)
@@ -402,7 +403,7 @@ async fn a_planted_session_cookie_is_replaced_at_login() {
     assert_eq!(
         app.db
             .count(&format!(
-                "SELECT count(*) FROM t_acme.sessions WHERE id = '{planted}'"
+                "SELECT count(*) FROM t_acme.tenantry_sessions WHERE id = '{planted}'"
             ))
             .await,
         0,
@@ -415,12 +416,12 @@ async fn a_planted_session_cookie_is_replaced_at_login() {
 async fn logout_deletes_the_session_row_and_the_old_cookie_is_useless() {
     let app = two_tenants().await;
     let (client, id) = admin_of(&app, ACME, "acme").await;
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 1);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
     // Logging out needs the CSRF token.
     let forged = client.post(app.url(ACME, "/logout")).send().await.unwrap();
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 1);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
     let response = post_form(&app, &client, ACME, "/", "/logout", &[]).await;
     assert_to_login(&response);
@@ -429,7 +430,7 @@ async fn logout_deletes_the_session_row_and_the_old_cookie_is_useless() {
         cleared.contains("Max-Age=0") || cleared.contains("max-age=0"),
         "{cleared}"
     );
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 0);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 0);
 
     assert_to_login(&get(&client, &app, ACME, "/").await);
     assert_to_login(&get_with_session(&app, ACME, "/", &id).await);
@@ -1027,7 +1028,7 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     assert_eq!(
         app.db
             .count(&format!(
-                "SELECT count(*) FROM t_acme.sessions WHERE user_id = {mia}"
+                "SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id = {mia}"
             ))
             .await,
         0
@@ -1209,7 +1210,7 @@ async fn changing_the_password_ends_the_other_sessions() {
             .status(),
         200
     );
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 1);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
     assert_eq!(
         login(&app, &app.client(), ACME, "admin@acme.test", PASSWORD)
@@ -1268,7 +1269,7 @@ async fn the_session_store_needs_a_site_in_scope() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
     let app = TestApp::start(db).await;
-    let store = SiteSessionStore::new(app.db.pool.clone());
+    let store = SiteSessionStore::new(app.db.pool.clone(), tenantry::web::auth::SESSIONS);
     let err = store.load(&Id::default()).await.unwrap_err();
     assert!(err.to_string().contains("no site in scope"), "{err}");
 
@@ -1281,30 +1282,34 @@ async fn the_session_store_needs_a_site_in_scope() {
 async fn expired_sessions_are_swept_from_every_schema() {
     let app = two_tenants().await;
     sqlx::raw_sql(
-        "INSERT INTO t_acme.sessions (id, data, expiry_date) VALUES
+        "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date) VALUES
              ('old-a', '{}', now() - interval '1 minute'), ('live-a', '{}', now() + interval '1 day');
-         INSERT INTO t_globex.sessions (id, data, expiry_date) VALUES ('old-g', '{}', now() - interval '1 second');
+         INSERT INTO t_globex.tenantry_sessions (id, data, expiry_date) VALUES ('old-g', '{}', now() - interval '1 second');
          INSERT INTO public.cp_sessions (id, data, expiry_date) VALUES ('old-cp', '{}', now() - interval '1 hour');",
     )
     .execute(&app.db.pool)
     .await
     .unwrap();
     let pool = app.db.pool_of(1);
-    let removed = tenantry::tenancy::sessions::sweep_expired(&pool, &app.registry)
-        .await
-        .unwrap();
+    let removed = tenantry::tenancy::sessions::sweep_expired(
+        &pool,
+        &app.registry,
+        &tenantry::web::auth::SESSIONS,
+    )
+    .await
+    .unwrap();
     assert_eq!(removed, 3, "the three expired sessions");
     let remaining = app
         .db
         .count(
-            "SELECT (SELECT count(*) FROM t_acme.sessions) + (SELECT count(*) FROM t_globex.sessions)
+            "SELECT (SELECT count(*) FROM t_acme.tenantry_sessions) + (SELECT count(*) FROM t_globex.tenantry_sessions)
                   + (SELECT count(*) FROM public.cp_sessions)",
         )
         .await;
     assert_eq!(remaining, 1);
     assert_eq!(
         app.db
-            .count("SELECT count(*) FROM t_acme.sessions WHERE id = 'live-a'")
+            .count("SELECT count(*) FROM t_acme.tenantry_sessions WHERE id = 'live-a'")
             .await,
         1
     );
@@ -1315,7 +1320,7 @@ async fn saving_an_ended_session_does_not_bring_it_back() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
     let app = TestApp::start(db).await;
-    let store = SiteSessionStore::new(app.db.pool.clone());
+    let store = SiteSessionStore::new(app.db.pool.clone(), tenantry::web::auth::SESSIONS);
     let site = app.registry.resolve(ACME).unwrap();
     tenantry::tenancy::resolve::with_site(site, async {
         let mut record = tower_sessions::session::Record {
@@ -1333,7 +1338,7 @@ async fn saving_an_ended_session_does_not_bring_it_back() {
         assert!(store.load(&record.id).await.unwrap().is_none());
     })
     .await;
-    assert_eq!(sessions_in(&app.db, "t_acme.sessions").await, 0);
+    assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 0);
 }
 
 #[tokio::test]
@@ -1345,7 +1350,7 @@ async fn an_aging_session_is_renewed_once_and_fresh_ones_are_not_written() {
         let id = id.clone();
         async move {
             sqlx::query_scalar::<_, f64>(
-                "SELECT extract(epoch FROM expiry_date - now())::float8 / 86400 FROM t_acme.sessions WHERE id = $1",
+                "SELECT extract(epoch FROM expiry_date - now())::float8 / 86400 FROM t_acme.tenantry_sessions WHERE id = $1",
             )
             .bind(id)
             .fetch_one(&pool)
@@ -1354,7 +1359,7 @@ async fn an_aging_session_is_renewed_once_and_fresh_ones_are_not_written() {
         }
     };
     assert!(expiry(&app.db).await > 13.9);
-    sqlx::query("UPDATE t_acme.sessions SET expiry_date = now() + interval '2 days'")
+    sqlx::query("UPDATE t_acme.tenantry_sessions SET expiry_date = now() + interval '2 days'")
         .execute(&app.db.pool)
         .await
         .unwrap();

@@ -4,7 +4,6 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use sqlx::AssertSqlSafe;
 
 use super::detail::{self, DetailForms};
 use super::{back_to, parse_slug};
@@ -13,8 +12,8 @@ use crate::control_panel::audit;
 use crate::control_panel::auth::Empty;
 use crate::state::AppState;
 use crate::tenancy::db;
-use crate::tenancy::provision;
 use crate::tenancy::{PublicDb, Slug, TenantStatus};
+use crate::tenancy::{provision, sessions};
 use crate::web::{AppError, CsrfForm, Flash, Page};
 
 /// The tenant's status, locked for the rest of the transaction.
@@ -44,12 +43,7 @@ pub async fn suspend(
             .into_response());
     }
     provision::set_status(db.conn(), slug.as_str(), TenantStatus::Suspended).await?;
-    let sql = format!("DELETE FROM {}.sessions", slug.schema_name().quoted());
-    let ended = sqlx::query(AssertSqlSafe(sql))
-        .persistent(false)
-        .execute(db.conn())
-        .await?
-        .rows_affected();
+    let ended = sessions::end_all_sessions(db.conn(), &slug.schema_name()).await?;
     let detail = format!("{ended} session(s) ended");
     admin
         .audit(
