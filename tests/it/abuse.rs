@@ -9,17 +9,18 @@ use reqwest::{Client, Response, StatusCode};
 
 use tenantry::web::throttle;
 
-use crate::harness::{AppOptions, PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for};
 
 const ACME: &str = "acme.localhost";
 const GLOBEX: &str = "globex.localhost";
 
-async fn two_tenants(options: AppOptions) -> TestApp {
+/// Acme, Globex and a super-admin, for an app still to start.
+async fn two_tenants() -> TestAppBuilder {
     let db = TestDb::new().await;
     db.create_tenant_named("acme", "Acme Inc").await;
     db.create_tenant_named("globex", "Globex Corporation").await;
     db.create_super_admin("root@panel.test").await;
-    TestApp::start_opts(db, options).await
+    TestApp::builder(db)
 }
 
 /// POSTs the login form of `host` with `extra` headers.
@@ -73,11 +74,7 @@ fn from(address: &str) -> [(&str, &str); 1] {
 /// failures, and a shared address for everyone after twenty.
 #[tokio::test]
 async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_anyone_out() {
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let office = from("198.51.100.1");
     for i in 0..throttle::FREE_FAILURES {
@@ -157,11 +154,7 @@ async fn db_add_member(app: &TestApp, slug: &str, email: &str) {
 /// tenant sites count separately from it.
 #[tokio::test]
 async fn control_panel_guessing_is_slowed_per_account_and_address() {
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let attacker = from("198.51.100.66");
     for i in 0..throttle::FREE_FAILURES {
@@ -211,16 +204,12 @@ async fn control_panel_guessing_is_slowed_per_account_and_address() {
 /// first one counted (today each instance counted on its own).
 #[tokio::test]
 async fn sign_in_limits_are_shared_by_every_instance() {
-    let options = || AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let one = two_tenants(options()).await;
+    let one = two_tenants().await.trust_proxy(true).start().await;
     let db = TestDb {
         url: one.db.url.clone(),
         pool: one.db.pool.clone(),
     };
-    let two = TestApp::start_opts(db, options()).await;
+    let two = TestApp::builder(db).trust_proxy(true).start().await;
     let address = from("198.51.100.2");
     for i in 0..throttle::FREE_FAILURES {
         // Alternating between the two instances.
@@ -254,7 +243,7 @@ async fn sign_in_limits_are_shared_by_every_instance() {
 /// failure is counted: at most the free failures are checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_are_counted_before_they_are_checked() {
-    let app = two_tenants(AppOptions::default()).await;
+    let app = two_tenants().await.start().await;
     let client = app.client();
     let token = csrf_for(&client, &app.url(ACME, "/login")).await;
     let mut guesses = tokio::task::JoinSet::new();
@@ -288,11 +277,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 #[tokio::test]
 async fn unknown_emails_take_as_long_as_known_ones() {
     // Each attempt from its own address, so the throttle never steps in.
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let token = csrf_for(&client, &app.url(ACME, "/login")).await;
     let addresses = std::sync::atomic::AtomicUsize::new(1);
@@ -361,7 +346,7 @@ fn assert_security_headers(what: &str, response: &Response) {
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers_and_pages_have_no_inline_script() {
-    let app = two_tenants(AppOptions::default()).await;
+    let app = two_tenants().await.start().await;
     let client = app.client();
     for (host, path) in [
         (ACME, "/login"),
@@ -410,11 +395,7 @@ fn cookies(response: &Response) -> Vec<String> {
 
 #[tokio::test]
 async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let https = [
         ("x-forwarded-proto", "https"),

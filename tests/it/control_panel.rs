@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{AppOptions, PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
+use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from};
 
 const ADMIN: &str = "root@panel.test";
 
@@ -30,11 +30,12 @@ impl Panel {
 
     /// Starts the app on `db` (which has the super-admin) and signs in.
     async fn open(db: TestDb) -> Panel {
-        Panel::open_with(db, AppOptions::default()).await
+        Panel::open_with(TestApp::builder(db)).await
     }
 
-    async fn open_with(db: TestDb, options: AppOptions) -> Panel {
-        let app = TestApp::start_opts(db, options).await;
+    /// Starts `app` (whose database has the super-admin) and signs in.
+    async fn open_with(app: TestAppBuilder) -> Panel {
+        let app = app.start().await;
         let client = app.client();
         let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;
         let response = client
@@ -467,11 +468,8 @@ async fn links_to_tenants_use_the_reached_port_or_the_public_url() {
     let db = TestDb::new().await;
     db.create_super_admin(ADMIN).await;
     db.create_tenant("acme").await;
-    let options = AppOptions {
-        public_url: Some("https://localhost:8443".parse().unwrap()),
-        ..AppOptions::default()
-    };
-    let panel = Panel::open_with(db, options).await;
+    let app = TestApp::builder(db).public_url("https://localhost:8443".parse().unwrap());
+    let panel = Panel::open_with(app).await;
     let public = "href=\"https://acme.localhost:8443/\"";
     let list = panel.page("/").await;
     assert!(list.contains(public), "list: {public}\n{list}");

@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
 use crate::battery::Spec;
-use crate::harness::{AppOptions, PASSWORD, ROOT, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, ROOT, TestApp, TestDb, csrf_for};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
@@ -96,12 +96,10 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
             url: db.url.clone(),
             pool: db.pool.clone(),
         };
-        let options = AppOptions {
-            pool_size: 4,
-            database_url: Some(through.clone()),
-            ..AppOptions::default()
-        };
-        TestApp::start_opts(db, options)
+        TestApp::builder(db)
+            .pool_size(4)
+            .database_url(through.clone())
+            .start()
     };
     let (one, two) = (instance().await, instance().await);
 
