@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use reqwest::header::{RETRY_AFTER, SET_COOKIE};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 
 use tenantry::web::throttle;
 
@@ -21,27 +21,6 @@ async fn two_tenants() -> TestAppBuilder {
     db.create_tenant_named("globex", "Globex Corporation").await;
     db.create_super_admin("root@panel.test").await;
     TestApp::builder(db)
-}
-
-/// POSTs the login form of `host` with `extra` headers.
-async fn login(
-    app: &TestApp,
-    client: &Client,
-    host: &str,
-    email: &str,
-    password: &str,
-    extra: &[(&str, &str)],
-) -> Response {
-    let token = csrf_for(client, &app.url(host, "/login")).await;
-    let mut request = client.post(app.url(host, "/login")).form(&[
-        ("email", email),
-        ("password", password),
-        ("csrf_token", &token),
-    ]);
-    for (name, value) in extra {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
 }
 
 /// A 429 that re-renders the login form with a clear wait and `Retry-After`.
@@ -78,11 +57,15 @@ async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_an
     let client = app.client();
     let office = from("198.51.100.1");
     for i in 0..throttle::FREE_FAILURES {
-        let response = login(&app, &client, ACME, "admin@acme.test", "wrong", &office).await;
+        let response = app
+            .sign_in_with(&client, ACME, "admin@acme.test", "wrong", &office)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
     }
     // That pair now waits, even with the right password.
-    let response = login(&app, &client, ACME, "ADMIN@acme.test", PASSWORD, &office).await;
+    let response = app
+        .sign_in_with(&client, ACME, "ADMIN@acme.test", PASSWORD, &office)
+        .await;
     assert_throttled(response).await;
     assert_eq!(
         app.db
@@ -92,39 +75,39 @@ async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_an
     );
     // The owner, from home, signs in at once.
     let home = app.client();
-    let response = login(
-        &app,
-        &home,
-        ACME,
-        "admin@acme.test",
-        PASSWORD,
-        &from("203.0.113.9"),
-    )
-    .await;
+    let response = app
+        .sign_in_with(
+            &home,
+            ACME,
+            "admin@acme.test",
+            PASSWORD,
+            &from("203.0.113.9"),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // A colleague behind the same office address is not slowed at all.
     db_add_member(&app, "acme", "colleague@acme.test").await;
     let colleague = app.client();
-    let response = login(
-        &app,
-        &colleague,
-        ACME,
-        "colleague@acme.test",
-        PASSWORD,
-        &office,
-    )
-    .await;
+    let response = app
+        .sign_in_with(&colleague, ACME, "colleague@acme.test", PASSWORD, &office)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // Another workspace counts on its own.
-    let response = login(&app, &app.client(), GLOBEX, "admin@acme.test", "x", &office).await;
+    let response = app
+        .sign_in_with(&app.client(), GLOBEX, "admin@acme.test", "x", &office)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Waiting out the delay allows one more try; failing it doubles the wait.
     let first = throttle::delay_after(throttle::FREE_FAILURES).unwrap();
     tokio::time::sleep(first + Duration::from_millis(200)).await;
-    let response = login(&app, &client, ACME, "admin@acme.test", "wrong", &office).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", "wrong", &office)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let response = login(&app, &client, ACME, "admin@acme.test", PASSWORD, &office).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", PASSWORD, &office)
+        .await;
     let retry: u64 = response.headers()[RETRY_AFTER]
         .to_str()
         .unwrap()
@@ -158,45 +141,37 @@ async fn control_panel_guessing_is_slowed_per_account_and_address() {
     let client = app.client();
     let attacker = from("198.51.100.66");
     for i in 0..throttle::FREE_FAILURES {
-        let response = login(
-            &app,
-            &client,
-            "localhost",
-            "root@panel.test",
-            "guess",
-            &attacker,
-        )
-        .await;
+        let response = app
+            .sign_in_with(&client, "localhost", "root@panel.test", "guess", &attacker)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    let response = login(
-        &app,
-        &client,
-        "localhost",
-        "root@panel.test",
-        PASSWORD,
-        &attacker,
-    )
-    .await;
+    let response = app
+        .sign_in_with(&client, "localhost", "root@panel.test", PASSWORD, &attacker)
+        .await;
     assert_throttled(response).await;
     // Twenty other accounts guessed from that address lock nobody else out.
     for i in 0..20 {
         let email = format!("guess{i}@panel.test");
-        let response = login(&app, &client, "localhost", &email, "wrong", &attacker).await;
+        let response = app
+            .sign_in_with(&client, "localhost", &email, "wrong", &attacker)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    let response = login(&app, &client, ACME, "admin@acme.test", PASSWORD, &attacker).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", PASSWORD, &attacker)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // The real super-admin, elsewhere, signs in.
-    let response = login(
-        &app,
-        &app.client(),
-        "localhost",
-        "root@panel.test",
-        PASSWORD,
-        &from("203.0.113.50"),
-    )
-    .await;
+    let response = app
+        .sign_in_with(
+            &app.client(),
+            "localhost",
+            "root@panel.test",
+            PASSWORD,
+            &from("203.0.113.50"),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 
@@ -214,27 +189,15 @@ async fn sign_in_limits_are_shared_by_every_instance() {
     for i in 0..throttle::FREE_FAILURES {
         // Alternating between the two instances.
         let app = if i % 2 == 0 { &one } else { &two };
-        let response = login(
-            app,
-            &app.client(),
-            ACME,
-            "admin@acme.test",
-            "wrong",
-            &address,
-        )
-        .await;
+        let response = app
+            .sign_in_with(&app.client(), ACME, "admin@acme.test", "wrong", &address)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
     }
     for app in [&one, &two] {
-        let response = login(
-            app,
-            &app.client(),
-            ACME,
-            "admin@acme.test",
-            PASSWORD,
-            &address,
-        )
-        .await;
+        let response = app
+            .sign_in_with(&app.client(), ACME, "admin@acme.test", PASSWORD, &address)
+            .await;
         assert_throttled(response).await;
     }
 }
@@ -417,7 +380,9 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     let set = cookies(&response);
     assert!(!set.is_empty());
     assert!(set.iter().all(|c| c.contains("; Secure")), "{set:?}");
-    let response = login(&app, &client, ACME, "admin@acme.test", PASSWORD, &https).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", PASSWORD, &https)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set = cookies(&response);
     assert!(
@@ -444,15 +409,21 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     // The throttle counts the forwarded client address.
     let anon = app.client();
     for _ in 0..throttle::FREE_FAILURES {
-        let response = login(&app, &anon, ACME, "admin@acme.test", "wrong", &https).await;
+        let response = app
+            .sign_in_with(&anon, ACME, "admin@acme.test", "wrong", &https)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let response = login(&app, &anon, ACME, "admin@acme.test", PASSWORD, &https).await;
+    let response = app
+        .sign_in_with(&anon, ACME, "admin@acme.test", PASSWORD, &https)
+        .await;
     assert_throttled(response).await;
     let elsewhere = [
         ("x-forwarded-proto", "https"),
         ("x-forwarded-for", "203.0.113.2"),
     ];
-    let response = login(&app, &anon, ACME, "admin@acme.test", PASSWORD, &elsewhere).await;
+    let response = app
+        .sign_in_with(&anon, ACME, "admin@acme.test", PASSWORD, &elsewhere)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }

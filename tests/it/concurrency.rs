@@ -73,19 +73,7 @@ async fn the_battery_holds_while_tenants_come_and_go() {
 /// what went wrong.
 async fn churn(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
-    let operator = app.client();
-    let token = csrf_for(&operator, &app.url("localhost", "/login")).await;
-    let signed_in = operator
-        .post(app.url("localhost", "/login"))
-        .form(&[
-            ("email", "root@panel.test"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let operator = app.super_admin("root@panel.test").await;
     let cp_token = csrf_for(&operator, &app.url("localhost", "/tenants/new")).await;
     let mut cycles = 0;
     while !stop.load(Ordering::Relaxed) && cycles < 100 {
@@ -98,17 +86,9 @@ async fn churn(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> (usize, Vec<String>)
 
         // Its admin signs in and keeps loading pages in the background.
         let user = app.client();
-        let token = csrf_for(&user, &app.url(&host, "/login")).await;
-        let response = user
-            .post(app.url(&host, "/login"))
-            .form(&[
-                ("email", format!("admin@{slug}.test").as_str()),
-                ("password", PASSWORD),
-                ("csrf_token", &token),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .sign_in(&user, &host, &format!("admin@{slug}.test"))
+            .await;
         if response.status() != StatusCode::SEE_OTHER {
             failures.push(format!("{slug}: sign-in answered {}", response.status()));
         }
@@ -182,19 +162,7 @@ async fn a_burst_of_sign_ins_does_not_starve_other_requests() {
     let app = TestApp::builder(db).pool_size(2).trust_proxy(true);
     let app = Arc::new(app.start().await);
 
-    let member = app.client();
-    let token = csrf_for(&member, &app.url("acme.localhost", "/login")).await;
-    let signed_in = member
-        .post(app.url("acme.localhost", "/login"))
-        .form(&[
-            ("email", "admin@acme.test"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let member = app.signed_in("acme.localhost", "admin@acme.test").await;
 
     // Each super-admin's browser has its CSRF token before the burst.
     let mut browsers = Vec::new();

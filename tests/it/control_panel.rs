@@ -36,19 +36,8 @@ impl Panel {
     /// Starts `app` (whose database has the super-admin) and signs in.
     async fn open_with(app: TestAppBuilder) -> Panel {
         let app = app.start().await;
-        let client = app.client();
-        let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;
-        let response = client
-            .post(app.url("localhost", "/login"))
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("email", ADMIN),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let client = app.super_admin(ADMIN).await;
+        let csrf = app.csrf(&client, "localhost", "/").await;
         Panel { app, client, csrf }
     }
 
@@ -319,18 +308,7 @@ async fn failures_from_elsewhere_do_not_lock_the_account() {
     .unwrap();
     let app = TestApp::start(db).await;
     let client = app.client();
-    let login_url = app.url("localhost", "/login");
-    let csrf = csrf_for(&client, &login_url).await;
-    let response = client
-        .post(&login_url)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("email", "ROOT@panel.test"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = app.sign_in(&client, "localhost", "ROOT@panel.test").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 1);
 }

@@ -306,6 +306,96 @@ impl TestApp {
         }
         panic!("{host} never appeared in the registry");
     }
+
+    /// The CSRF token of the form on `host`'s page at `path`, for `client`.
+    pub async fn csrf(&self, client: &reqwest::Client, host: &str, path: &str) -> String {
+        csrf_for(client, &self.url(host, path)).await
+    }
+
+    /// POSTs a urlencoded form to `action` with the CSRF token of the page
+    /// at `form_page`.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        host: &str,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = self.csrf(client, host, form_page).await;
+        let mut body: Vec<(&str, &str)> = fields.to_vec();
+        body.push(("csrf_token", &token));
+        client
+            .post(self.url(host, action))
+            .form(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `client` in to `host` (a tenant's site or the control panel
+    /// on [`ROOT`]) as `email` with [`PASSWORD`]: the login page for its
+    /// CSRF token, then its form.
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        host: &str,
+        email: &str,
+    ) -> reqwest::Response {
+        self.sign_in_with(client, host, email, PASSWORD, &[]).await
+    }
+
+    /// As [`TestApp::sign_in`], with `password`, the form's POST sent with
+    /// the `extra` headers (e.g. `x-forwarded-for`).
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        host: &str,
+        email: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = self.csrf(client, host, "/login").await;
+        let mut request = client.post(self.url(host, "/login")).form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &token),
+        ]);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// A fresh client signed in to `host` as `email` with `password`, and
+    /// the sign-in's answer, which must be a 303 to `/`.
+    pub async fn signed_in_as(
+        &self,
+        host: &str,
+        email: &str,
+        password: &str,
+    ) -> (reqwest::Client, reqwest::Response) {
+        let client = self.client();
+        let response = self.sign_in_with(&client, host, email, password, &[]).await;
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "sign-in of {email} at {host}"
+        );
+        assert_eq!(response.headers()[reqwest::header::LOCATION], "/");
+        (client, response)
+    }
+
+    /// A fresh client signed in to `host` as `email` with [`PASSWORD`].
+    pub async fn signed_in(&self, host: &str, email: &str) -> reqwest::Client {
+        self.signed_in_as(host, email, PASSWORD).await.0
+    }
+
+    /// A fresh client signed in to the control panel as the super-admin
+    /// `email` (see [`TestDb::create_super_admin`]).
+    pub async fn super_admin(&self, email: &str) -> reqwest::Client {
+        self.signed_in(ROOT, email).await
+    }
 }
 
 /// Resolves every name to the test server, as `*.localhost` does in browsers.

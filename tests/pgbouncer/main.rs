@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
 use crate::battery::Spec;
-use crate::harness::{PASSWORD, ROOT, TestApp, TestDb, csrf_for};
+use crate::harness::{ROOT, TestApp, TestDb};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
@@ -107,19 +107,8 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     battery::assert_clean(&report, &spec);
 
     // Rebrand a tenant through instance one's control panel...
-    let panel = one.client();
-    let token = csrf_for(&panel, &one.url(ROOT, "/login")).await;
-    let response = panel
-        .post(one.url(ROOT, "/login"))
-        .form(&[
-            ("email", "root@panel.test"),
-            ("password", PASSWORD),
-            ("csrf_token", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let panel = one.super_admin("root@panel.test").await;
+    let token = one.csrf(&panel, ROOT, "/").await;
     let form = Form::new()
         .text("csrf_token", token)
         .text("display_name", "Rebranded Seven")
