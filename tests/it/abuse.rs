@@ -180,11 +180,10 @@ async fn control_panel_guessing_is_slowed_per_account_and_address() {
 #[tokio::test]
 async fn sign_in_limits_are_shared_by_every_instance() {
     let one = two_tenants().await.trust_proxy(true).start().await;
-    let db = TestDb {
-        url: one.db.url.clone(),
-        pool: one.db.pool.clone(),
-    };
-    let two = TestApp::builder(db).trust_proxy(true).start().await;
+    let two = TestApp::builder(one.db.clone())
+        .trust_proxy(true)
+        .start()
+        .await;
     let address = from("198.51.100.2");
     for i in 0..throttle::FREE_FAILURES {
         // Alternating between the two instances.

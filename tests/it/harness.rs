@@ -72,7 +72,9 @@ fn remove_stale_clusters() {
     }
 }
 
-/// A fresh, empty database with the public migrations applied.
+/// A fresh, empty database with the public migrations applied. A clone is
+/// the same database (for a second app instance on it).
+#[derive(Clone)]
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,

@@ -92,11 +92,7 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let bouncer = PgBouncer::start(&db.url);
     let through = bouncer.url_for(&db.url);
     let instance = || {
-        let db = TestDb {
-            url: db.url.clone(),
-            pool: db.pool.clone(),
-        };
-        TestApp::builder(db)
+        TestApp::builder(db.clone())
             .pool_size(4)
             .database_url(through.clone())
             .start()
