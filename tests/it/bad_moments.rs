@@ -70,8 +70,7 @@ async fn signing_in_returns_to_the_page_asked_for() {
     let app = TestApp::start(db).await;
 
     // A task to link to.
-    let admin = app.client();
-    app.sign_in(&admin, ACME, "admin@acme.test").await;
+    let admin = app.signed_in(ACME, "admin@acme.test").await;
     let created = app
         .post_form(
             &admin,
@@ -198,8 +197,7 @@ async fn deleting_a_tenant_in_use_never_answers_5xx() {
 
     // Let the users get going, then delete their tenant.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let operator = app.client();
-    app.sign_in(&operator, "localhost", "root@panel.test").await;
+    let operator = app.super_admin("root@panel.test").await;
     let deleted = app
         .post_form(
             &operator,
