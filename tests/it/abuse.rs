@@ -5,42 +5,22 @@
 use std::time::{Duration, Instant};
 
 use reqwest::header::{RETRY_AFTER, SET_COOKIE};
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Response, StatusCode};
 
 use tenantry::web::throttle;
 
-use crate::harness::{AppOptions, PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for};
 
 const ACME: &str = "acme.localhost";
 const GLOBEX: &str = "globex.localhost";
 
-async fn two_tenants(options: AppOptions) -> TestApp {
+/// Acme, Globex and a super-admin, for an app still to start.
+async fn two_tenants() -> TestAppBuilder {
     let db = TestDb::new().await;
     db.create_tenant_named("acme", "Acme Inc").await;
     db.create_tenant_named("globex", "Globex Corporation").await;
     db.create_super_admin("root@panel.test").await;
-    TestApp::start_opts(db, options).await
-}
-
-/// POSTs the login form of `host` with `extra` headers.
-async fn login(
-    app: &TestApp,
-    client: &Client,
-    host: &str,
-    email: &str,
-    password: &str,
-    extra: &[(&str, &str)],
-) -> Response {
-    let token = csrf_for(client, &app.url(host, "/login")).await;
-    let mut request = client.post(app.url(host, "/login")).form(&[
-        ("email", email),
-        ("password", password),
-        ("csrf_token", &token),
-    ]);
-    for (name, value) in extra {
-        request = request.header(*name, *value);
-    }
-    request.send().await.unwrap()
+    TestApp::builder(db)
 }
 
 /// A 429 that re-renders the login form with a clear wait and `Retry-After`.
@@ -73,19 +53,19 @@ fn from(address: &str) -> [(&str, &str); 1] {
 /// failures, and a shared address for everyone after twenty.
 #[tokio::test]
 async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_anyone_out() {
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let office = from("198.51.100.1");
     for i in 0..throttle::FREE_FAILURES {
-        let response = login(&app, &client, ACME, "admin@acme.test", "wrong", &office).await;
+        let response = app
+            .sign_in_with(&client, ACME, "admin@acme.test", "wrong", &office)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
     }
     // That pair now waits, even with the right password.
-    let response = login(&app, &client, ACME, "ADMIN@acme.test", PASSWORD, &office).await;
+    let response = app
+        .sign_in_with(&client, ACME, "ADMIN@acme.test", PASSWORD, &office)
+        .await;
     assert_throttled(response).await;
     assert_eq!(
         app.db
@@ -95,39 +75,39 @@ async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_an
     );
     // The owner, from home, signs in at once.
     let home = app.client();
-    let response = login(
-        &app,
-        &home,
-        ACME,
-        "admin@acme.test",
-        PASSWORD,
-        &from("203.0.113.9"),
-    )
-    .await;
+    let response = app
+        .sign_in_with(
+            &home,
+            ACME,
+            "admin@acme.test",
+            PASSWORD,
+            &from("203.0.113.9"),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // A colleague behind the same office address is not slowed at all.
     db_add_member(&app, "acme", "colleague@acme.test").await;
     let colleague = app.client();
-    let response = login(
-        &app,
-        &colleague,
-        ACME,
-        "colleague@acme.test",
-        PASSWORD,
-        &office,
-    )
-    .await;
+    let response = app
+        .sign_in_with(&colleague, ACME, "colleague@acme.test", PASSWORD, &office)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // Another workspace counts on its own.
-    let response = login(&app, &app.client(), GLOBEX, "admin@acme.test", "x", &office).await;
+    let response = app
+        .sign_in_with(&app.client(), GLOBEX, "admin@acme.test", "x", &office)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 
     // Waiting out the delay allows one more try; failing it doubles the wait.
     let first = throttle::delay_after(throttle::FREE_FAILURES).unwrap();
     tokio::time::sleep(first + Duration::from_millis(200)).await;
-    let response = login(&app, &client, ACME, "admin@acme.test", "wrong", &office).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", "wrong", &office)
+        .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let response = login(&app, &client, ACME, "admin@acme.test", PASSWORD, &office).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", PASSWORD, &office)
+        .await;
     let retry: u64 = response.headers()[RETRY_AFTER]
         .to_str()
         .unwrap()
@@ -157,53 +137,41 @@ async fn db_add_member(app: &TestApp, slug: &str, email: &str) {
 /// tenant sites count separately from it.
 #[tokio::test]
 async fn control_panel_guessing_is_slowed_per_account_and_address() {
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let attacker = from("198.51.100.66");
     for i in 0..throttle::FREE_FAILURES {
-        let response = login(
-            &app,
-            &client,
-            "localhost",
-            "root@panel.test",
-            "guess",
-            &attacker,
-        )
-        .await;
+        let response = app
+            .sign_in_with(&client, "localhost", "root@panel.test", "guess", &attacker)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    let response = login(
-        &app,
-        &client,
-        "localhost",
-        "root@panel.test",
-        PASSWORD,
-        &attacker,
-    )
-    .await;
+    let response = app
+        .sign_in_with(&client, "localhost", "root@panel.test", PASSWORD, &attacker)
+        .await;
     assert_throttled(response).await;
     // Twenty other accounts guessed from that address lock nobody else out.
     for i in 0..20 {
         let email = format!("guess{i}@panel.test");
-        let response = login(&app, &client, "localhost", &email, "wrong", &attacker).await;
+        let response = app
+            .sign_in_with(&client, "localhost", &email, "wrong", &attacker)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
     }
-    let response = login(&app, &client, ACME, "admin@acme.test", PASSWORD, &attacker).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", PASSWORD, &attacker)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // The real super-admin, elsewhere, signs in.
-    let response = login(
-        &app,
-        &app.client(),
-        "localhost",
-        "root@panel.test",
-        PASSWORD,
-        &from("203.0.113.50"),
-    )
-    .await;
+    let response = app
+        .sign_in_with(
+            &app.client(),
+            "localhost",
+            "root@panel.test",
+            PASSWORD,
+            &from("203.0.113.50"),
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }
 
@@ -211,41 +179,24 @@ async fn control_panel_guessing_is_slowed_per_account_and_address() {
 /// first one counted (today each instance counted on its own).
 #[tokio::test]
 async fn sign_in_limits_are_shared_by_every_instance() {
-    let options = || AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let one = two_tenants(options()).await;
-    let db = TestDb {
-        url: one.db.url.clone(),
-        pool: one.db.pool.clone(),
-    };
-    let two = TestApp::start_opts(db, options()).await;
+    let one = two_tenants().await.trust_proxy(true).start().await;
+    let two = TestApp::builder(one.db.clone())
+        .trust_proxy(true)
+        .start()
+        .await;
     let address = from("198.51.100.2");
     for i in 0..throttle::FREE_FAILURES {
         // Alternating between the two instances.
         let app = if i % 2 == 0 { &one } else { &two };
-        let response = login(
-            app,
-            &app.client(),
-            ACME,
-            "admin@acme.test",
-            "wrong",
-            &address,
-        )
-        .await;
+        let response = app
+            .sign_in_with(&app.client(), ACME, "admin@acme.test", "wrong", &address)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
     }
     for app in [&one, &two] {
-        let response = login(
-            app,
-            &app.client(),
-            ACME,
-            "admin@acme.test",
-            PASSWORD,
-            &address,
-        )
-        .await;
+        let response = app
+            .sign_in_with(&app.client(), ACME, "admin@acme.test", PASSWORD, &address)
+            .await;
         assert_throttled(response).await;
     }
 }
@@ -254,7 +205,7 @@ async fn sign_in_limits_are_shared_by_every_instance() {
 /// failure is counted: at most the free failures are checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_guesses_are_counted_before_they_are_checked() {
-    let app = two_tenants(AppOptions::default()).await;
+    let app = two_tenants().await.start().await;
     let client = app.client();
     let token = csrf_for(&client, &app.url(ACME, "/login")).await;
     let mut guesses = tokio::task::JoinSet::new();
@@ -288,11 +239,7 @@ fn median(mut times: Vec<Duration>) -> Duration {
 #[tokio::test]
 async fn unknown_emails_take_as_long_as_known_ones() {
     // Each attempt from its own address, so the throttle never steps in.
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let token = csrf_for(&client, &app.url(ACME, "/login")).await;
     let addresses = std::sync::atomic::AtomicUsize::new(1);
@@ -361,7 +308,7 @@ fn assert_security_headers(what: &str, response: &Response) {
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers_and_pages_have_no_inline_script() {
-    let app = two_tenants(AppOptions::default()).await;
+    let app = two_tenants().await.start().await;
     let client = app.client();
     for (host, path) in [
         (ACME, "/login"),
@@ -410,11 +357,7 @@ fn cookies(response: &Response) -> Vec<String> {
 
 #[tokio::test]
 async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
-    let options = AppOptions {
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = two_tenants(options).await;
+    let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let https = [
         ("x-forwarded-proto", "https"),
@@ -436,7 +379,9 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     let set = cookies(&response);
     assert!(!set.is_empty());
     assert!(set.iter().all(|c| c.contains("; Secure")), "{set:?}");
-    let response = login(&app, &client, ACME, "admin@acme.test", PASSWORD, &https).await;
+    let response = app
+        .sign_in_with(&client, ACME, "admin@acme.test", PASSWORD, &https)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let set = cookies(&response);
     assert!(
@@ -463,15 +408,21 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     // The throttle counts the forwarded client address.
     let anon = app.client();
     for _ in 0..throttle::FREE_FAILURES {
-        let response = login(&app, &anon, ACME, "admin@acme.test", "wrong", &https).await;
+        let response = app
+            .sign_in_with(&anon, ACME, "admin@acme.test", "wrong", &https)
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     }
-    let response = login(&app, &anon, ACME, "admin@acme.test", PASSWORD, &https).await;
+    let response = app
+        .sign_in_with(&anon, ACME, "admin@acme.test", PASSWORD, &https)
+        .await;
     assert_throttled(response).await;
     let elsewhere = [
         ("x-forwarded-proto", "https"),
         ("x-forwarded-for", "203.0.113.2"),
     ];
-    let response = login(&app, &anon, ACME, "admin@acme.test", PASSWORD, &elsewhere).await;
+    let response = app
+        .sign_in_with(&anon, ACME, "admin@acme.test", PASSWORD, &elsewhere)
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
 }

@@ -8,23 +8,9 @@ use std::time::Duration;
 use reqwest::header::LOCATION;
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, TestApp, TestDb};
 
 const ACME: &str = "acme.localhost";
-
-async fn sign_in(app: &TestApp, client: &Client, host: &str, email: &str) -> Response {
-    let token = csrf_for(client, &app.url(host, "/login")).await;
-    client
-        .post(app.url(host, "/login"))
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap()
-}
 
 fn location(response: &Response) -> &str {
     response.headers()[LOCATION].to_str().unwrap()
@@ -84,20 +70,20 @@ async fn signing_in_returns_to_the_page_asked_for() {
     let app = TestApp::start(db).await;
 
     // A task to link to.
-    let admin = app.client();
-    sign_in(&app, &admin, ACME, "admin@acme.test").await;
-    let token = csrf_for(&admin, &app.url(ACME, "/")).await;
-    let created = admin
-        .post(app.url(ACME, "/tasks"))
-        .form(&[
-            ("title", "Quarterly report"),
-            ("description", ""),
-            ("status", "todo"),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let admin = app.signed_in(ACME, "admin@acme.test").await;
+    let created = app
+        .post_form(
+            &admin,
+            ACME,
+            "/",
+            "/tasks",
+            &[
+                ("title", "Quarterly report"),
+                ("description", ""),
+                ("status", "todo"),
+            ],
+        )
+        .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     let id: i64 = app.db.count("SELECT max(id) FROM t_acme.tasks").await;
     let task = format!("/tasks/{id}");
@@ -148,18 +134,10 @@ async fn sign_in_never_redirects_off_site() {
             "/%0d%0aSet-Cookie:x",
         ] {
             let client = app.client();
-            let token = csrf_for(&client, &app.url(host, "/login")).await;
-            let response = client
-                .post(app.url(host, "/login"))
-                .form(&[
-                    ("email", email),
-                    ("password", PASSWORD),
-                    ("csrf_token", &token),
-                    ("next", next),
-                ])
-                .send()
-                .await
-                .unwrap();
+            let fields = [("email", email), ("password", PASSWORD), ("next", next)];
+            let response = app
+                .post_form(&client, host, "/login", "/login", &fields)
+                .await;
             assert_eq!(response.status(), StatusCode::SEE_OTHER, "{host} {next}");
             let to = location(&response);
             assert!(
@@ -196,7 +174,7 @@ async fn deleting_a_tenant_in_use_never_answers_5xx() {
     let mut users = tokio::task::JoinSet::new();
     for i in 0..6 {
         let client = app.client();
-        let signed_in = sign_in(&app, &client, ACME, "admin@acme.test").await;
+        let signed_in = app.sign_in(&client, ACME, "admin@acme.test").await;
         assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
         let (app, stop) = (app.clone(), stop.clone());
         users.spawn(async move {
@@ -219,15 +197,16 @@ async fn deleting_a_tenant_in_use_never_answers_5xx() {
 
     // Let the users get going, then delete their tenant.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let operator = app.client();
-    sign_in(&app, &operator, "localhost", "root@panel.test").await;
-    let token = csrf_for(&operator, &app.url("localhost", "/tenants/acme")).await;
-    let deleted = operator
-        .post(app.url("localhost", "/tenants/acme/delete"))
-        .form(&[("confirm_slug", "acme"), ("csrf_token", token.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let operator = app.super_admin("root@panel.test").await;
+    let deleted = app
+        .post_form(
+            &operator,
+            "localhost",
+            "/tenants/acme",
+            "/tenants/acme/delete",
+            &[("confirm_slug", "acme")],
+        )
+        .await;
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
     assert!(!app.db.schema_exists("t_acme").await);
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::battery::{self, Spec};
-use crate::harness::{AppOptions, PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_mixed_requests_across_100_tenants_never_leak() {
@@ -30,11 +30,7 @@ async fn twenty_thousand_mixed_requests_across_100_tenants_never_leak() {
     battery::provision(&db, &spec).await;
     // Four connections for 64 concurrent clients: every connection serves
     // every tenant in turn, all the time.
-    let options = AppOptions {
-        pool_size: 4,
-        ..AppOptions::default()
-    };
-    let app = TestApp::start_opts(db, options).await;
+    let app = TestApp::builder(db).pool_size(4).start().await;
     let report = battery::run(&app.db, &[app.addr.port()], spec).await;
     battery::assert_clean(&report, &spec);
 }
@@ -56,11 +52,7 @@ async fn the_battery_holds_while_tenants_come_and_go() {
     let db = TestDb::new().await;
     battery::provision(&db, &spec).await;
     db.create_super_admin("root@panel.test").await;
-    let options = AppOptions {
-        pool_size: 4,
-        ..AppOptions::default()
-    };
-    let app = Arc::new(TestApp::start_opts(db, options).await);
+    let app = Arc::new(TestApp::builder(db).pool_size(4).start().await);
     let stop = Arc::new(AtomicBool::new(false));
     let churn = tokio::spawn(churn(app.clone(), stop.clone()));
 
@@ -81,19 +73,7 @@ async fn the_battery_holds_while_tenants_come_and_go() {
 /// what went wrong.
 async fn churn(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> (usize, Vec<String>) {
     let mut failures = Vec::new();
-    let operator = app.client();
-    let token = csrf_for(&operator, &app.url("localhost", "/login")).await;
-    let signed_in = operator
-        .post(app.url("localhost", "/login"))
-        .form(&[
-            ("email", "root@panel.test"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let operator = app.super_admin("root@panel.test").await;
     let cp_token = csrf_for(&operator, &app.url("localhost", "/tenants/new")).await;
     let mut cycles = 0;
     while !stop.load(Ordering::Relaxed) && cycles < 100 {
@@ -106,17 +86,9 @@ async fn churn(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> (usize, Vec<String>)
 
         // Its admin signs in and keeps loading pages in the background.
         let user = app.client();
-        let token = csrf_for(&user, &app.url(&host, "/login")).await;
-        let response = user
-            .post(app.url(&host, "/login"))
-            .form(&[
-                ("email", format!("admin@{slug}.test").as_str()),
-                ("password", PASSWORD),
-                ("csrf_token", &token),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .sign_in(&user, &host, &format!("admin@{slug}.test"))
+            .await;
         if response.status() != StatusCode::SEE_OTHER {
             failures.push(format!("{slug}: sign-in answered {}", response.status()));
         }
@@ -187,26 +159,10 @@ async fn a_burst_of_sign_ins_does_not_starve_other_requests() {
     for i in 0..20 {
         db.create_super_admin(&format!("root{i}@panel.test")).await;
     }
-    let options = AppOptions {
-        pool_size: 2,
-        trust_proxy: true,
-        ..AppOptions::default()
-    };
-    let app = Arc::new(TestApp::start_opts(db, options).await);
+    let app = TestApp::builder(db).pool_size(2).trust_proxy(true);
+    let app = Arc::new(app.start().await);
 
-    let member = app.client();
-    let token = csrf_for(&member, &app.url("acme.localhost", "/login")).await;
-    let signed_in = member
-        .post(app.url("acme.localhost", "/login"))
-        .form(&[
-            ("email", "admin@acme.test"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
+    let member = app.signed_in("acme.localhost", "admin@acme.test").await;
 
     // Each super-admin's browser has its CSRF token before the burst.
     let mut browsers = Vec::new();

@@ -7,14 +7,11 @@ use std::time::{Duration, Instant};
 
 use tenantry::http_server::ConnectionLimits;
 
-use crate::harness::{AppOptions, TestApp, TestDb};
+use crate::harness::{TestApp, TestDb};
 
 async fn app_with(limits: ConnectionLimits) -> TestApp {
-    let options = AppOptions {
-        limits,
-        ..AppOptions::default()
-    };
-    TestApp::start_opts(TestDb::new().await, options).await
+    let db = TestDb::new().await;
+    TestApp::builder(db).limits(limits).start().await
 }
 
 /// True once the server has closed `stream` (a read sees EOF or a reset).

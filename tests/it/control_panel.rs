@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{AppOptions, PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
+use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from};
 
 const ADMIN: &str = "root@panel.test";
 
@@ -30,24 +30,14 @@ impl Panel {
 
     /// Starts the app on `db` (which has the super-admin) and signs in.
     async fn open(db: TestDb) -> Panel {
-        Panel::open_with(db, AppOptions::default()).await
+        Panel::open_with(TestApp::builder(db)).await
     }
 
-    async fn open_with(db: TestDb, options: AppOptions) -> Panel {
-        let app = TestApp::start_opts(db, options).await;
-        let client = app.client();
-        let csrf = csrf_for(&client, &app.url("localhost", "/login")).await;
-        let response = client
-            .post(app.url("localhost", "/login"))
-            .form(&[
-                ("csrf_token", csrf.as_str()),
-                ("email", ADMIN),
-                ("password", PASSWORD),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    /// Starts `app` (whose database has the super-admin) and signs in.
+    async fn open_with(app: TestAppBuilder) -> Panel {
+        let app = app.start().await;
+        let client = app.super_admin(ADMIN).await;
+        let csrf = app.csrf(&client, "localhost", "/").await;
         Panel { app, client, csrf }
     }
 
@@ -318,18 +308,7 @@ async fn failures_from_elsewhere_do_not_lock_the_account() {
     .unwrap();
     let app = TestApp::start(db).await;
     let client = app.client();
-    let login_url = app.url("localhost", "/login");
-    let csrf = csrf_for(&client, &login_url).await;
-    let response = client
-        .post(&login_url)
-        .form(&[
-            ("csrf_token", csrf.as_str()),
-            ("email", "ROOT@panel.test"),
-            ("password", PASSWORD),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = app.sign_in(&client, "localhost", "ROOT@panel.test").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 1);
 }
@@ -467,11 +446,8 @@ async fn links_to_tenants_use_the_reached_port_or_the_public_url() {
     let db = TestDb::new().await;
     db.create_super_admin(ADMIN).await;
     db.create_tenant("acme").await;
-    let options = AppOptions {
-        public_url: Some("https://localhost:8443".parse().unwrap()),
-        ..AppOptions::default()
-    };
-    let panel = Panel::open_with(db, options).await;
+    let app = TestApp::builder(db).public_url("https://localhost:8443".parse().unwrap());
+    let panel = Panel::open_with(app).await;
     let public = "href=\"https://acme.localhost:8443/\"";
     let list = panel.page("/").await;
     assert!(list.contains(public), "list: {public}\n{list}");

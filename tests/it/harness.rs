@@ -71,7 +71,9 @@ fn remove_stale_clusters() {
     }
 }
 
-/// A fresh, empty database with the public migrations applied.
+/// A fresh, empty database with the public migrations applied. A clone is
+/// the same database (for a second app instance on it).
+#[derive(Clone)]
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,
@@ -164,44 +166,77 @@ pub struct TestApp {
     pub registry: Arc<TenantRegistry>,
 }
 
-impl TestApp {
-    pub async fn start(db: TestDb) -> TestApp {
-        Self::start_with(db, tenantry::app::router).await
+/// Makes the router a [`TestApp`] serves from the app's state.
+type MakeRouter = Box<dyn FnOnce(AppState) -> axum::Router + Send>;
+
+/// How a [`TestApp`] is started: [`TestApp::builder`], then [`start`].
+///
+/// [`start`]: TestAppBuilder::start
+#[must_use]
+pub struct TestAppBuilder {
+    db: TestDb,
+    pool_size: u32,
+    database_url: Option<String>,
+    trust_proxy: bool,
+    limits: tenantry::http_server::ConnectionLimits,
+    public_url: Option<PublicUrl>,
+    make_router: MakeRouter,
+}
+
+impl TestAppBuilder {
+    /// Connections in the app's pool (8 unless told).
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Where the app's pool connects (e.g. through PgBouncer); the test
+    /// database's own URL unless told. The registry always uses the latter.
+    pub fn database_url(mut self, url: impl Into<String>) -> Self {
+        self.database_url = Some(url.into());
+        self
+    }
+
+    /// As `TENANTRY_TRUST_PROXY`.
+    pub fn trust_proxy(mut self, trust: bool) -> Self {
+        self.trust_proxy = trust;
+        self
+    }
+
+    /// Timeouts and the connection bound, as `tenantry serve` settings.
+    pub fn limits(mut self, limits: tenantry::http_server::ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// As `TENANTRY_PUBLIC_URL`.
+    pub fn public_url(mut self, url: PublicUrl) -> Self {
+        self.public_url = Some(url);
+        self
     }
 
     /// Serves `make_router(state)` instead of the application's own router.
-    pub async fn start_with(
-        db: TestDb,
-        make_router: impl FnOnce(AppState) -> axum::Router,
-    ) -> TestApp {
-        Self::start_with_pool(db, 8, make_router).await
+    pub fn router(
+        mut self,
+        make_router: impl FnOnce(AppState) -> axum::Router + Send + 'static,
+    ) -> Self {
+        self.make_router = Box::new(make_router);
+        self
     }
 
-    pub async fn start_with_pool(
-        db: TestDb,
-        pool_size: u32,
-        make_router: impl FnOnce(AppState) -> axum::Router,
-    ) -> TestApp {
-        let options = AppOptions {
+    pub async fn start(self) -> TestApp {
+        let TestAppBuilder {
+            db,
             pool_size,
-            ..AppOptions::default()
-        };
-        Self::start_custom(db, options, make_router).await
-    }
-
-    /// The application's own router, started with `options`.
-    pub async fn start_opts(db: TestDb, options: AppOptions) -> TestApp {
-        Self::start_custom(db, options, tenantry::app::router).await
-    }
-
-    pub async fn start_custom(
-        db: TestDb,
-        options: AppOptions,
-        make_router: impl FnOnce(AppState) -> axum::Router,
-    ) -> TestApp {
-        let pool = match &options.database_url {
-            Some(url) => tenantry::database::pool(url, options.pool_size).unwrap(),
-            None => db.pool_of(options.pool_size),
+            database_url,
+            trust_proxy,
+            limits,
+            public_url,
+            make_router,
+        } = self;
+        let pool = match &database_url {
+            Some(url) => tenantry::database::pool(url, pool_size).unwrap(),
+            None => db.pool_of(pool_size),
         };
         // The registry LISTENs on the direct connection.
         let registry =
@@ -210,21 +245,40 @@ impl TestApp {
                 .expect("registry");
         let site = SiteConfig {
             base_domain: ROOT.into(),
-            trust_proxy: options.trust_proxy,
-            public_url: options.public_url,
+            trust_proxy,
+            public_url,
         };
         let state = AppState::new(pool, registry.clone(), site).await.unwrap();
         let router = make_router(state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         // Served as `tenantry serve` serves it: peer addresses, limits.
-        let limits = options.limits;
         tokio::spawn(async move {
             tenantry::http_server::serve(listener, router, limits, std::future::pending())
                 .await
                 .unwrap();
         });
         TestApp { addr, db, registry }
+    }
+}
+
+impl TestApp {
+    /// The application's own router on `db`, with the default settings.
+    pub async fn start(db: TestDb) -> TestApp {
+        Self::builder(db).start().await
+    }
+
+    /// The application on `db`, with settings still to choose.
+    pub fn builder(db: TestDb) -> TestAppBuilder {
+        TestAppBuilder {
+            db,
+            pool_size: 8,
+            database_url: None,
+            trust_proxy: false,
+            limits: Default::default(),
+            public_url: None,
+            make_router: Box::new(tenantry::app::router),
+        }
     }
 
     /// A browser-like client (cookie jar, no redirects followed) that sends
@@ -253,32 +307,95 @@ impl TestApp {
         }
         panic!("{host} never appeared in the registry");
     }
-}
 
-/// How a [`TestApp`] is started.
-pub struct AppOptions {
-    /// Connections in the app's pool.
-    pub pool_size: u32,
-    /// Where the app's pool connects (e.g. through PgBouncer); the test
-    /// database's own URL when `None`. The registry always uses the latter.
-    pub database_url: Option<String>,
-    /// As `TENANTRY_TRUST_PROXY`.
-    pub trust_proxy: bool,
-    /// Timeouts and the connection bound, as `tenantry serve` settings.
-    pub limits: tenantry::http_server::ConnectionLimits,
-    /// As `TENANTRY_PUBLIC_URL`.
-    pub public_url: Option<PublicUrl>,
-}
+    /// The CSRF token of the form on `host`'s page at `path`, for `client`.
+    pub async fn csrf(&self, client: &reqwest::Client, host: &str, path: &str) -> String {
+        csrf_for(client, &self.url(host, path)).await
+    }
 
-impl Default for AppOptions {
-    fn default() -> AppOptions {
-        AppOptions {
-            pool_size: 8,
-            database_url: None,
-            trust_proxy: false,
-            limits: Default::default(),
-            public_url: None,
+    /// POSTs a urlencoded form to `action` with the CSRF token of the page
+    /// at `form_page`.
+    pub async fn post_form(
+        &self,
+        client: &reqwest::Client,
+        host: &str,
+        form_page: &str,
+        action: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = self.csrf(client, host, form_page).await;
+        let mut body: Vec<(&str, &str)> = fields.to_vec();
+        body.push(("csrf_token", &token));
+        client
+            .post(self.url(host, action))
+            .form(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs `client` in to `host` (a tenant's site or the control panel
+    /// on [`ROOT`]) as `email` with [`PASSWORD`]: the login page for its
+    /// CSRF token, then its form.
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        host: &str,
+        email: &str,
+    ) -> reqwest::Response {
+        self.sign_in_with(client, host, email, PASSWORD, &[]).await
+    }
+
+    /// As [`TestApp::sign_in`], with `password`, the form's POST sent with
+    /// the `extra` headers (e.g. `x-forwarded-for`).
+    pub async fn sign_in_with(
+        &self,
+        client: &reqwest::Client,
+        host: &str,
+        email: &str,
+        password: &str,
+        extra: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let token = self.csrf(client, host, "/login").await;
+        let mut request = client.post(self.url(host, "/login")).form(&[
+            ("email", email),
+            ("password", password),
+            ("csrf_token", &token),
+        ]);
+        for (name, value) in extra {
+            request = request.header(*name, *value);
         }
+        request.send().await.unwrap()
+    }
+
+    /// A fresh client signed in to `host` as `email` with `password`, and
+    /// the sign-in's answer, which must be a 303 to `/`.
+    pub async fn signed_in_as(
+        &self,
+        host: &str,
+        email: &str,
+        password: &str,
+    ) -> (reqwest::Client, reqwest::Response) {
+        let client = self.client();
+        let response = self.sign_in_with(&client, host, email, password, &[]).await;
+        assert_eq!(
+            response.status(),
+            reqwest::StatusCode::SEE_OTHER,
+            "sign-in of {email} at {host}"
+        );
+        assert_eq!(response.headers()[reqwest::header::LOCATION], "/");
+        (client, response)
+    }
+
+    /// A fresh client signed in to `host` as `email` with [`PASSWORD`].
+    pub async fn signed_in(&self, host: &str, email: &str) -> reqwest::Client {
+        self.signed_in_as(host, email, PASSWORD).await.0
+    }
+
+    /// A fresh client signed in to the control panel as the super-admin
+    /// `email` (see [`TestDb::create_super_admin`]).
+    pub async fn super_admin(&self, email: &str) -> reqwest::Client {
+        self.signed_in(ROOT, email).await
     }
 }
 

@@ -11,7 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{TestApp, TestDb};
 
 const ACME: &str = "acme.localhost";
 
@@ -243,20 +243,8 @@ async fn oversized_headers_are_refused_and_the_server_stays_up() {
 
 /// A signed-in admin of acme and its CSRF token.
 async fn signed_in(app: &TestApp) -> (Client, String) {
-    let client = app.client();
-    let token = csrf_for(&client, &app.url(ACME, "/login")).await;
-    let response = client
-        .post(app.url(ACME, "/login"))
-        .form(&[
-            ("email", "admin@acme.test"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let token = csrf_for(&client, &app.url(ACME, "/")).await;
+    let client = app.signed_in(ACME, "admin@acme.test").await;
+    let token = app.csrf(&client, ACME, "/").await;
     (client, token)
 }
 
@@ -472,17 +460,8 @@ async fn injection_in_text_fields_is_stored_as_text_and_shown_inert() {
     assert_eq!(response.status(), 422);
     // Login with SQL for an email: a plain failure.
     let anon = app.client();
-    let token = csrf_for(&anon, &app.url(ACME, "/login")).await;
-    let response = anon
-        .post(app.url(ACME, "/login"))
-        .form(&[
-            ("email", "' OR 1=1 --"),
-            ("password", "' OR 1=1 --"),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let sql = "' OR 1=1 --";
+    let response = app.sign_in_with(&anon, ACME, sql, sql, &[]).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(app.db.count("SELECT count(*) FROM t_acme.users").await, 2);
     assert_healthy(&app).await;
@@ -490,19 +469,8 @@ async fn injection_in_text_fields_is_stored_as_text_and_shown_inert() {
 
 /// The control panel signed in as the super-admin.
 async fn panel(app: &TestApp) -> (Client, String) {
-    let client = app.client();
-    let token = csrf_for(&client, &app.url("localhost", "/login")).await;
-    let response = client
-        .post(app.url("localhost", "/login"))
-        .form(&[
-            ("email", "root@panel.test"),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let client = app.super_admin("root@panel.test").await;
+    let token = app.csrf(&client, "localhost", "/").await;
     (client, token)
 }
 

@@ -84,7 +84,11 @@ async fn one_connection_alternating_between_two_tenants() {
     .await
     .unwrap();
     // A pool of ONE connection: every request reuses it, tenant after tenant.
-    let app = TestApp::start_with_pool(db, 1, probe_router).await;
+    let app = TestApp::builder(db)
+        .pool_size(1)
+        .router(probe_router)
+        .start()
+        .await;
     let client = app.client();
     let expect = |host: &str| match host {
         "acme.localhost" => "acme-a,acme-b|{t_acme}",

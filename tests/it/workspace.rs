@@ -19,50 +19,9 @@ async fn two_tenants() -> TestApp {
     TestApp::start(db).await
 }
 
-/// POSTs a urlencoded form with the CSRF token of the page at `form_page`.
-async fn post_form(
-    app: &TestApp,
-    client: &Client,
-    host: &str,
-    form_page: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> Response {
-    let token = csrf_for(client, &app.url(host, form_page)).await;
-    let mut body: Vec<(&str, &str)> = fields.to_vec();
-    body.push(("csrf_token", &token));
-    client
-        .post(app.url(host, action))
-        .form(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn login(
-    app: &TestApp,
-    client: &Client,
-    host: &str,
-    email: &str,
-    password: &str,
-) -> Response {
-    post_form(
-        app,
-        client,
-        host,
-        "/login",
-        "/login",
-        &[("email", email), ("password", password)],
-    )
-    .await
-}
-
 /// A client signed in as `email`; returns it and its session id.
 async fn signed_in(app: &TestApp, host: &str, email: &str, password: &str) -> (Client, String) {
-    let client = app.client();
-    let response = login(app, &client, host, email, password).await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER, "login of {email}");
-    assert_eq!(response.headers()[LOCATION], "/");
+    let (client, response) = app.signed_in_as(host, email, password).await;
     let id = session_cookie(&response).expect("a session cookie is set at login");
     (client, id)
 }
@@ -235,14 +194,16 @@ async fn login_good_and_bad_and_where_the_session_lands() {
     // Before signing in, the board sends you to the login page.
     assert_to_login(&get(&client, &app, ACME, "/").await);
 
-    let wrong = login(&app, &client, ACME, "admin@acme.test", "not-the-password").await;
+    let wrong = app
+        .sign_in_with(&client, ACME, "admin@acme.test", "not-the-password", &[])
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(
         session_cookie(&wrong).is_none(),
         "no session for a failed login"
     );
     let wrong = wrong.text().await.unwrap();
-    let unknown = login(&app, &client, ACME, "nobody@acme.test", PASSWORD).await;
+    let unknown = app.sign_in(&client, ACME, "nobody@acme.test").await;
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     let unknown = unknown.text().await.unwrap();
     let message = "That email and password do not match an active account.";
@@ -252,7 +213,7 @@ async fn login_good_and_bad_and_where_the_session_lands() {
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 0);
 
     // The email is matched without regard to case or surrounding spaces.
-    let good = login(&app, &client, ACME, "  Admin@ACME.test ", PASSWORD).await;
+    let good = app.sign_in(&client, ACME, "  Admin@ACME.test ").await;
     assert_eq!(good.status(), StatusCode::SEE_OTHER);
     assert_eq!(good.headers()[LOCATION], "/");
     let cookie = session_set_cookie(&good).unwrap();
@@ -332,7 +293,7 @@ async fn one_tenants_cookie_and_credentials_mean_nothing_to_another() {
 
     // acme's admin has no account on globex.
     let client = app.client();
-    let response = login(&app, &client, GLOBEX, "admin@acme.test", PASSWORD).await;
+    let response = app.sign_in(&client, GLOBEX, "admin@acme.test").await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(sessions_in(&app.db, "t_globex.tenantry_sessions").await, 0);
 }
@@ -342,11 +303,11 @@ async fn login_cycles_the_session_id() {
     let app = two_tenants().await;
 
     let client = app.client();
-    let first = login(&app, &client, ACME, "admin@acme.test", PASSWORD).await;
+    let first = app.sign_in(&client, ACME, "admin@acme.test").await;
     let first_id = session_cookie(&first).unwrap();
 
     // Signing in again over an existing session: a new id, the old row gone.
-    let second = login(&app, &client, ACME, "admin@acme.test", PASSWORD).await;
+    let second = app.sign_in(&client, ACME, "admin@acme.test").await;
     assert_eq!(second.status(), StatusCode::SEE_OTHER);
     let second_id = session_cookie(&second).unwrap();
     assert_ne!(first_id, second_id);
@@ -423,7 +384,7 @@ async fn logout_deletes_the_session_row_and_the_old_cookie_is_useless() {
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
-    let response = post_form(&app, &client, ACME, "/", "/logout", &[]).await;
+    let response = app.post_form(&client, ACME, "/", "/logout", &[]).await;
     assert_to_login(&response);
     let cleared = session_set_cookie(&response).expect("the cookie is cleared");
     assert!(
@@ -463,37 +424,37 @@ async fn task_create_edit_move_and_delete() {
         .unwrap();
     let admin_id = admin_id.to_string();
 
-    let created = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        "/tasks",
-        &[
-            ("title", "Ship the <b>launch</b> plan"),
-            ("description", "Line one\r\nLine two"),
-            ("status", "todo"),
-            ("assignee_id", &admin_id),
-            ("due_date", "2030-06-15"),
-        ],
-    )
-    .await;
+    let created = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            "/tasks",
+            &[
+                ("title", "Ship the <b>launch</b> plan"),
+                ("description", "Line one\r\nLine two"),
+                ("status", "todo"),
+                ("assignee_id", &admin_id),
+                ("due_date", "2030-06-15"),
+            ],
+        )
+        .await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     assert_eq!(created.headers()[LOCATION], "/");
-    let second = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        "/tasks",
-        &[
-            ("title", "Second"),
-            ("description", ""),
-            ("status", "doing"),
-            ("assignee_id", ""),
-        ],
-    )
-    .await;
+    let second = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            "/tasks",
+            &[
+                ("title", "Second"),
+                ("description", ""),
+                ("status", "doing"),
+                ("assignee_id", ""),
+            ],
+        )
+        .await;
     assert_eq!(second.status(), StatusCode::SEE_OTHER);
 
     let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
@@ -536,21 +497,21 @@ async fn task_create_edit_move_and_delete() {
     assert!(edit.contains("value=\"2030-06-15\""));
     assert!(edit.contains(&format!("<option value=\"{admin_id}\" selected>")));
 
-    let saved = post_form(
-        &app,
-        &client,
-        ACME,
-        &edit_path,
-        &edit_path,
-        &[
-            ("title", "Ship the plan"),
-            ("description", "Updated"),
-            ("status", "doing"),
-            ("assignee_id", ""),
-            ("due_date", ""),
-        ],
-    )
-    .await;
+    let saved = app
+        .post_form(
+            &client,
+            ACME,
+            &edit_path,
+            &edit_path,
+            &[
+                ("title", "Ship the plan"),
+                ("description", "Updated"),
+                ("status", "doing"),
+                ("assignee_id", ""),
+                ("due_date", ""),
+            ],
+        )
+        .await;
     assert_eq!(saved.status(), StatusCode::SEE_OTHER);
     let stored: (String, String, String, Option<i64>, Option<String>) = sqlx::query_as(
         "SELECT title, description, status, assignee_id, due_date::text FROM t_acme.tasks WHERE id = $1",
@@ -570,15 +531,15 @@ async fn task_create_edit_move_and_delete() {
         )
     );
 
-    let moved = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        &format!("/tasks/{id}/move"),
-        &[("status", "done")],
-    )
-    .await;
+    let moved = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            &format!("/tasks/{id}/move"),
+            &[("status", "done")],
+        )
+        .await;
     assert_eq!(moved.status(), StatusCode::SEE_OTHER);
     let status: String = sqlx::query_scalar("SELECT status FROM t_acme.tasks WHERE id = $1")
         .bind(id)
@@ -586,27 +547,21 @@ async fn task_create_edit_move_and_delete() {
         .await
         .unwrap();
     assert_eq!(status, "done");
-    let bad_move = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        &format!("/tasks/{id}/move"),
-        &[("status", "lost")],
-    )
-    .await;
+    let bad_move = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            &format!("/tasks/{id}/move"),
+            &[("status", "lost")],
+        )
+        .await;
     assert_eq!(bad_move.status(), StatusCode::UNPROCESSABLE_ENTITY);
 
     // A script may leave out everything but the title: a new To do task.
-    let minimal = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        "/tasks",
-        &[("title", "Just a title")],
-    )
-    .await;
+    let minimal = app
+        .post_form(&client, ACME, "/", "/tasks", &[("title", "Just a title")])
+        .await;
     assert_eq!(minimal.status(), StatusCode::SEE_OTHER);
     let status: String =
         sqlx::query_scalar("SELECT status FROM t_acme.tasks WHERE title = 'Just a title'")
@@ -622,15 +577,9 @@ async fn task_create_edit_move_and_delete() {
     let confirm = get(&client, &app, ACME, &format!("/tasks/{id}/delete")).await;
     assert_eq!(confirm.status(), 200);
     assert!(confirm.text().await.unwrap().contains("Delete this task?"));
-    let deleted = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        &format!("/tasks/{id}/delete"),
-        &[],
-    )
-    .await;
+    let deleted = app
+        .post_form(&client, ACME, "/", &format!("/tasks/{id}/delete"), &[])
+        .await;
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
     assert_eq!(get(&client, &app, ACME, &edit_path).await.status(), 404);
     assert_eq!(task_ids(&app.db, "t_acme").await, vec![ids[1]]);
@@ -692,7 +641,7 @@ async fn invalid_tasks_are_refused_with_messages() {
         ),
     ];
     for (fields, message) in cases {
-        let response = post_form(&app, &client, ACME, "/", "/tasks", fields).await;
+        let response = app.post_form(&client, ACME, "/", "/tasks", fields).await;
         assert_eq!(
             response.status(),
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -703,19 +652,19 @@ async fn invalid_tasks_are_refused_with_messages() {
         assert!(page.contains("class=\"field-error\""));
         assert!(page.contains("aria-invalid=\"true\""));
     }
-    let response = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        "/tasks",
-        &[
-            ("title", "  "),
-            ("description", "kept text"),
-            ("status", "doing"),
-        ],
-    )
-    .await;
+    let response = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            "/tasks",
+            &[
+                ("title", "  "),
+                ("description", "kept text"),
+                ("status", "doing"),
+            ],
+        )
+        .await;
     let page = response.text().await.unwrap();
     assert!(
         page.contains(">kept text</textarea>"),
@@ -726,33 +675,33 @@ async fn invalid_tasks_are_refused_with_messages() {
 
     // Exactly at the limits is fine.
     let title = "t".repeat(200);
-    let ok = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        "/tasks",
-        &[
-            ("title", &title),
-            ("description", &just_fits),
-            ("status", "todo"),
-        ],
-    )
-    .await;
+    let ok = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            "/tasks",
+            &[
+                ("title", &title),
+                ("description", &just_fits),
+                ("status", "todo"),
+            ],
+        )
+        .await;
     assert_eq!(ok.status(), StatusCode::SEE_OTHER);
 
     // An edit with bad input re-renders the edit page.
     let id = task_ids(&app.db, "t_acme").await[0];
     let path = format!("/tasks/{id}");
-    let bad = post_form(
-        &app,
-        &client,
-        ACME,
-        &path,
-        &path,
-        &[("title", ""), ("status", "todo")],
-    )
-    .await;
+    let bad = app
+        .post_form(
+            &client,
+            ACME,
+            &path,
+            &path,
+            &[("title", ""), ("status", "todo")],
+        )
+        .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().await.unwrap().contains("Edit task"));
 
@@ -814,27 +763,29 @@ async fn another_tenants_task_is_not_found() {
         assert!(!response.text().await.unwrap().contains("Globex secret"));
     }
     let edit = format!("/tasks/{globex_id}");
-    let update = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        &edit,
-        &[("title", "stolen"), ("status", "done")],
-    )
-    .await;
+    let update = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            &edit,
+            &[("title", "stolen"), ("status", "done")],
+        )
+        .await;
     assert_eq!(update.status(), 404);
-    let moved = post_form(
-        &app,
-        &client,
-        ACME,
-        "/",
-        &format!("{edit}/move"),
-        &[("status", "done")],
-    )
-    .await;
+    let moved = app
+        .post_form(
+            &client,
+            ACME,
+            "/",
+            &format!("{edit}/move"),
+            &[("status", "done")],
+        )
+        .await;
     assert_eq!(moved.status(), 404);
-    let deleted = post_form(&app, &client, ACME, "/", &format!("{edit}/delete"), &[]).await;
+    let deleted = app
+        .post_form(&client, ACME, "/", &format!("{edit}/delete"), &[])
+        .await;
     assert_eq!(deleted.status(), 404);
 
     let (title, status): (String, String) =
@@ -869,8 +820,7 @@ async fn user_id(db: &TestDb, email: &str) -> i64 {
 }
 
 async fn add_member(app: &TestApp, admin: &Client, email: &str, role: &str) -> Response {
-    post_form(
-        app,
+    app.post_form(
         admin,
         ACME,
         "/admin/users",
@@ -909,20 +859,20 @@ async fn admins_manage_users_and_members_cannot() {
     let page = duplicate.text().await.unwrap();
     assert!(page.contains("already has this email"));
     assert!(!page.contains(PASSWORD));
-    let bad = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        "/admin/users",
-        &[
-            ("email", "not-an-email"),
-            ("display_name", "Kim"),
-            ("password", "short"),
-            ("role", "owner"),
-        ],
-    )
-    .await;
+    let bad = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            "/admin/users",
+            &[
+                ("email", "not-an-email"),
+                ("display_name", "Kim"),
+                ("password", "short"),
+                ("role", "owner"),
+            ],
+        )
+        .await;
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let page = bad.text().await.unwrap();
     assert!(page.contains("enter a valid email address"));
@@ -971,15 +921,15 @@ async fn admins_manage_users_and_members_cannot() {
 
     // Promote the member: now they see the users page.
     let mia = user_id(&app.db, "mia@acme.test").await;
-    let promoted = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{mia}/role"),
-        &[("role", "admin")],
-    )
-    .await;
+    let promoted = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{mia}/role"),
+            &[("role", "admin")],
+        )
+        .await;
     assert_eq!(promoted.status(), StatusCode::SEE_OTHER);
     assert_eq!(get(&member, &app, ACME, "/admin/users").await.status(), 200);
 
@@ -993,15 +943,15 @@ async fn admins_manage_users_and_members_cannot() {
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
-    let missing = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{}/deactivate", globex_admin + 1000),
-        &[],
-    )
-    .await;
+    let missing = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{}/deactivate", globex_admin + 1000),
+            &[],
+        )
+        .await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -1015,15 +965,15 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     let (_, other_session) = signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
     assert_eq!(get(&member, &app, ACME, "/").await.status(), 200);
 
-    let done = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{mia}/deactivate"),
-        &[],
-    )
-    .await;
+    let done = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{mia}/deactivate"),
+            &[],
+        )
+        .await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         app.db
@@ -1038,7 +988,7 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     assert_to_login(&get_with_session(&app, ACME, "/", &other_session).await);
     assert_eq!(user_count(&app.db, "acme").await, 1);
     assert_eq!(
-        login(&app, &app.client(), ACME, "mia@acme.test", PASSWORD)
+        app.sign_in(&app.client(), ACME, "mia@acme.test")
             .await
             .status(),
         StatusCode::UNAUTHORIZED
@@ -1046,15 +996,15 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     // The admin is still signed in.
     assert_eq!(get(&admin, &app, ACME, "/").await.status(), 200);
 
-    let back = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{mia}/reactivate"),
-        &[],
-    )
-    .await;
+    let back = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{mia}/reactivate"),
+            &[],
+        )
+        .await;
     assert_eq!(back.status(), StatusCode::SEE_OTHER);
     assert_eq!(user_count(&app.db, "acme").await, 2);
     signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
@@ -1078,15 +1028,15 @@ async fn the_last_active_admin_stays() {
         }
     };
 
-    let demote = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{me}/role"),
-        &[("role", "member")],
-    )
-    .await;
+    let demote = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{me}/role"),
+            &[("role", "member")],
+        )
+        .await;
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
     let page = get(&admin, &app, ACME, "/admin/users")
         .await
@@ -1098,15 +1048,15 @@ async fn the_last_active_admin_stays() {
         "{page}"
     );
     assert!(is_active_admin(&app.db).await);
-    let deactivate = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{me}/deactivate"),
-        &[],
-    )
-    .await;
+    let deactivate = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{me}/deactivate"),
+            &[],
+        )
+        .await;
     assert_eq!(deactivate.status(), StatusCode::SEE_OTHER);
     let page = get(&admin, &app, ACME, "/admin/users")
         .await
@@ -1118,15 +1068,15 @@ async fn the_last_active_admin_stays() {
 
     // With a second admin, the first may step down.
     add_member(&app, &admin, "boss@acme.test", "admin").await;
-    let demote = post_form(
-        &app,
-        &admin,
-        ACME,
-        "/admin/users",
-        &format!("/admin/users/{me}/role"),
-        &[("role", "member")],
-    )
-    .await;
+    let demote = app
+        .post_form(
+            &admin,
+            ACME,
+            "/admin/users",
+            &format!("/admin/users/{me}/role"),
+            &[("role", "member")],
+        )
+        .await;
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
     assert_eq!(demote.headers()[LOCATION], "/");
     assert!(!is_active_admin(&app.db).await);
@@ -1144,18 +1094,18 @@ async fn changing_the_password_ends_the_other_sessions() {
     assert_eq!(account.status(), 200);
     assert!(account.text().await.unwrap().contains("admin@acme.test"));
 
-    let wrong = post_form(
-        &app,
-        &laptop,
-        ACME,
-        "/account",
-        "/account/password",
-        &[
-            ("current_password", "guess-guess-guess"),
-            ("new_password", "a-brand-new-password"),
-        ],
-    )
-    .await;
+    let wrong = app
+        .post_form(
+            &laptop,
+            ACME,
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", "guess-guess-guess"),
+                ("new_password", "a-brand-new-password"),
+            ],
+        )
+        .await;
     assert_eq!(wrong.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(
         wrong
@@ -1164,15 +1114,15 @@ async fn changing_the_password_ends_the_other_sessions() {
             .unwrap()
             .contains("That is not your current password.")
     );
-    let short = post_form(
-        &app,
-        &laptop,
-        ACME,
-        "/account",
-        "/account/password",
-        &[("current_password", PASSWORD), ("new_password", "short")],
-    )
-    .await;
+    let short = app
+        .post_form(
+            &laptop,
+            ACME,
+            "/account",
+            "/account/password",
+            &[("current_password", PASSWORD), ("new_password", "short")],
+        )
+        .await;
     assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         get(&phone, &app, ACME, "/").await.status(),
@@ -1180,18 +1130,18 @@ async fn changing_the_password_ends_the_other_sessions() {
         "nothing changed yet"
     );
 
-    let changed = post_form(
-        &app,
-        &laptop,
-        ACME,
-        "/account",
-        "/account/password",
-        &[
-            ("current_password", PASSWORD),
-            ("new_password", "a-brand-new-password"),
-        ],
-    )
-    .await;
+    let changed = app
+        .post_form(
+            &laptop,
+            ACME,
+            "/account",
+            "/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a-brand-new-password"),
+            ],
+        )
+        .await;
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
     assert_eq!(changed.headers()[LOCATION], "/account");
 
@@ -1213,7 +1163,7 @@ async fn changing_the_password_ends_the_other_sessions() {
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
     assert_eq!(
-        login(&app, &app.client(), ACME, "admin@acme.test", PASSWORD)
+        app.sign_in(&app.client(), ACME, "admin@acme.test")
             .await
             .status(),
         StatusCode::UNAUTHORIZED
@@ -1245,7 +1195,9 @@ async fn a_suspended_workspace_shows_a_branded_403_on_every_page() {
         );
         assert!(page.contains("/theme.css?v="), "branded");
     }
-    let post = post_form(&app, &app.client(), GLOBEX, "/login", "/login", &[]).await;
+    let post = app
+        .post_form(&app.client(), GLOBEX, "/login", "/login", &[])
+        .await;
     assert_eq!(
         post.status(),
         StatusCode::UNAUTHORIZED,

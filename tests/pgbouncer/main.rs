@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
 use crate::battery::Spec;
-use crate::harness::{AppOptions, PASSWORD, ROOT, TestApp, TestDb, csrf_for};
+use crate::harness::{ROOT, TestApp, TestDb};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
@@ -92,16 +92,10 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let bouncer = PgBouncer::start(&db.url);
     let through = bouncer.url_for(&db.url);
     let instance = || {
-        let db = TestDb {
-            url: db.url.clone(),
-            pool: db.pool.clone(),
-        };
-        let options = AppOptions {
-            pool_size: 4,
-            database_url: Some(through.clone()),
-            ..AppOptions::default()
-        };
-        TestApp::start_opts(db, options)
+        TestApp::builder(db.clone())
+            .pool_size(4)
+            .database_url(through.clone())
+            .start()
     };
     let (one, two) = (instance().await, instance().await);
 
@@ -109,19 +103,8 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     battery::assert_clean(&report, &spec);
 
     // Rebrand a tenant through instance one's control panel...
-    let panel = one.client();
-    let token = csrf_for(&panel, &one.url(ROOT, "/login")).await;
-    let response = panel
-        .post(one.url(ROOT, "/login"))
-        .form(&[
-            ("email", "root@panel.test"),
-            ("password", PASSWORD),
-            ("csrf_token", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let panel = one.super_admin("root@panel.test").await;
+    let token = one.csrf(&panel, ROOT, "/").await;
     let form = Form::new()
         .text("csrf_token", token)
         .text("display_name", "Rebranded Seven")
