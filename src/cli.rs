@@ -14,6 +14,7 @@ use crate::onboarding::NewTenant;
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
 use crate::tenancy::migrate::{self, Outcome};
+use crate::tenancy::nodes;
 use crate::tenancy::provision::{self, unique_violation};
 use crate::tenancy::schema::Slug;
 
@@ -50,6 +51,8 @@ pub enum Command {
     /// Manage control-panel super-admins.
     #[command(subcommand)]
     Superadmin(SuperadminCommand),
+    /// One line per database node: host:port, tenants, bytes.
+    Nodes,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,6 +93,13 @@ pub enum TenantCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Move a tenant's schema to another node (Citus only); it keeps serving.
+    Move {
+        slug: String,
+        /// The target node, as `tenantry nodes` prints it.
+        #[arg(long, value_name = "HOST:PORT")]
+        node: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -115,6 +125,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Superadmin(SuperadminCommand::Create { email, .. }) => {
             superadmin_create(&cli.db, &email).await
         }
+        Command::Nodes => list_nodes(&cli.db).await,
     }
 }
 
@@ -291,7 +302,48 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
             println!("deleted tenant {slug}");
             Ok(())
         }
+        TenantCommand::Move { slug, node } => {
+            let (host, port) = node
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+                .filter(|(h, _)| !h.is_empty())
+                .with_context(|| format!("invalid --node {node:?}: use HOST:PORT"))?;
+            let db = Database::open_direct(db, 1).await?;
+            if !nodes::is_citus(&db.pool).await? {
+                return Err(nodes::NodesError::SingleNode.into());
+            }
+            let schema: Option<String> =
+                sqlx::query_scalar("SELECT schema_name FROM public.tenants WHERE slug = $1")
+                    .bind(&slug)
+                    .fetch_optional(&db.pool)
+                    .await?;
+            let Some(schema) = schema else {
+                bail!("no tenant with the slug {slug:?}");
+            };
+            let started = std::time::Instant::now();
+            match nodes::move_tenant(&db.pool, &schema, host, port).await? {
+                nodes::Moved::Moved => println!(
+                    "moved tenant {slug} (schema {schema}) to {host}:{port} in {:.1?}",
+                    started.elapsed()
+                ),
+                nodes::Moved::AlreadyThere => {
+                    println!("tenant {slug} (schema {schema}) is already on {host}:{port}")
+                }
+            }
+            Ok(())
+        }
     }
+}
+
+async fn list_nodes(db: &DbConfig) -> Result<()> {
+    let db = Database::open_direct(db, 1).await?;
+    for node in nodes::list_nodes(&db.pool).await? {
+        println!(
+            "{}:{}\t{}\t{}",
+            node.host, node.port, node.tenants, node.bytes
+        );
+    }
+    Ok(())
 }
 
 async fn superadmin_create(db: &DbConfig, email: &str) -> Result<()> {

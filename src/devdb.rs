@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
+pub mod citus;
+pub use citus::{CitusCluster, start_citus};
+
 const SUPERUSER: &str = "tenantry";
 
 /// Settings a throw-away test cluster trades durability for speed with.

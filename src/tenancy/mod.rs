@@ -7,6 +7,7 @@
 pub mod db;
 pub mod host;
 pub mod migrate;
+pub mod nodes;
 pub mod provision;
 pub mod registry;
 pub mod resolve;

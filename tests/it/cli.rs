@@ -258,3 +258,53 @@ async fn commands_run_a_managed_cluster_without_database_url() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// On plain PostgreSQL `nodes` prints one line, the server itself, with the
+/// tenant count and the database's size.
+#[tokio::test]
+async fn nodes_on_plain_postgresql_is_the_server_itself() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    db.create_tenant("globex").await;
+    let out = cli(&db, &["nodes"], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listing = stdout(&out);
+    let lines: Vec<&str> = listing.lines().collect();
+    assert_eq!(lines.len(), 1, "{listing}");
+    let fields: Vec<&str> = lines[0].split('\t').collect();
+    assert_eq!(fields.len(), 3, "{listing}");
+    let port = db
+        .url
+        .rsplit_once(':')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap();
+    assert!(fields[0].ends_with(&format!(":{port}")), "{listing}");
+    assert_eq!(fields[1], "2", "{listing}");
+    assert!(fields[2].parse::<i64>().unwrap() > 0, "{listing}");
+}
+
+/// Moving a tenant needs Citus: on plain PostgreSQL it exits non-zero with
+/// one line saying so, and a malformed node is refused before that.
+#[tokio::test]
+async fn tenant_move_on_plain_postgresql_says_it_is_a_single_node() {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    let out = cli(
+        &db,
+        &["tenant", "move", "acme", "--node", "127.0.0.1:5433"],
+        "",
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "error: this database is a single PostgreSQL node; moving tenants needs Citus"
+    );
+    assert!(db.schema_exists("t_acme").await);
+
+    let out = cli(&db, &["tenant", "move", "acme", "--node", "nowhere"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("HOST:PORT"), "{}", stderr(&out));
+}
