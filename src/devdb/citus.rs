@@ -145,12 +145,26 @@ impl CitusCluster {
                 .execute(&mut coordinator)
                 .await
                 .context("citus_set_coordinator_host")?;
-            sqlx::query("SELECT citus_add_node($1, $2)")
-                .bind(NODE_HOST)
-                .bind(wport)
-                .execute(&mut coordinator)
-                .await
-                .context("citus_add_node (the worker)")?;
+            // The coordinator's first connection to the worker's new
+            // database can fail while that node is busy (seen with several
+            // databases set up at once): try again before giving up.
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let added = sqlx::query("SELECT citus_add_node($1, $2)")
+                    .bind(NODE_HOST)
+                    .bind(wport)
+                    .execute(&mut coordinator)
+                    .await;
+                match added {
+                    Ok(_) => break,
+                    Err(e) if attempt < 5 => {
+                        tracing::debug!(error = %e, attempt, "citus_add_node failed; retrying");
+                        tokio::time::sleep(std::time::Duration::from_millis(300 * attempt)).await;
+                    }
+                    Err(e) => return Err(e).context("citus_add_node (the worker)"),
+                }
+            }
             sqlx::query("SELECT citus_set_node_property($1, $2, 'shouldhaveshards', true)")
                 .bind(NODE_HOST)
                 .bind(cport)

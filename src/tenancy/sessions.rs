@@ -230,35 +230,30 @@ pub async fn end_all_sessions(
 }
 
 /// Deletes expired sessions of the root site and of every tenant the
-/// registry serves, a hundred schemas per round trip. Returns how many
-/// sessions went.
+/// registry serves, one statement per schema on one connection (a Citus
+/// coordinator cannot forward a multi-statement string to a worker).
+/// Returns how many sessions went.
 pub async fn sweep_expired(
     pool: &PgPool,
     registry: &TenantRegistry,
     config: &SessionConfig,
 ) -> std::result::Result<u64, sqlx::Error> {
-    const BATCH: usize = 100;
     let mut conn = pool.acquire().await?;
     let root = format!(
         "DELETE FROM {} WHERE expiry_date <= now()",
         config.root_table
     );
     let mut removed = conn.execute(AssertSqlSafe(root)).await?.rows_affected();
-    for batch in registry.schemas().chunks(BATCH) {
-        let sql: String = batch
-            .iter()
-            .map(|s| {
-                format!(
-                    "DELETE FROM {}.tenantry_sessions WHERE expiry_date <= now();",
-                    s.quoted()
-                )
-            })
-            .collect();
-        // A schema dropped since the registry was read fails its batch; the
-        // next sweep will not list it.
+    for schema in registry.schemas() {
+        let sql = format!(
+            "DELETE FROM {}.tenantry_sessions WHERE expiry_date <= now()",
+            schema.quoted()
+        );
+        // A schema dropped since the registry was read fails; the next
+        // sweep will not list it.
         match conn.execute(AssertSqlSafe(sql)).await {
             Ok(done) => removed += done.rows_affected(),
-            Err(e) => tracing::debug!(error = %e, "session sweep batch failed"),
+            Err(e) => tracing::debug!(error = %e, schema = schema.as_str(), "session sweep failed"),
         }
     }
     Ok(removed)

@@ -75,10 +75,15 @@ impl CitusDb {
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
         let cluster = cluster();
-        cluster
-            .create_database(&name)
-            .await
-            .expect("create the test database on both nodes");
+        // One database wired at a time: the nodes' catalogues are shared.
+        static WIRING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        {
+            let _one = WIRING.lock().await;
+            cluster
+                .create_database(&name)
+                .await
+                .expect("create the test database on both nodes");
+        }
         let url = cluster.url(&name);
         let pool = tenantry::database::pool(&url, 8).unwrap();
         tenantry::database::migrate_public(&pool)
