@@ -1,5 +1,7 @@
 //! Managing a workspace's users (admins only).
 
+use std::sync::Arc;
+
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
@@ -11,8 +13,8 @@ use sqlx::PgPool;
 use super::auth::Empty;
 use super::member::{TenantAdmin, WorkspaceNav, parse_id};
 use crate::password;
-use crate::tenancy::TenantDb;
 use crate::tenancy::sessions::end_sessions_of;
+use crate::tenancy::{Tenant, TenantDb, db};
 use crate::web::{AppError, Chrome, CsrfForm, FieldErrors, Flash, IncomingFlash, Page};
 
 #[derive(Debug, sqlx::FromRow)]
@@ -99,17 +101,26 @@ pub async fn list(page: Page, mut admin: TenantAdmin) -> Result<impl IntoRespons
     users_page(page, &mut admin, form, FieldErrors::default()).await
 }
 
-/// Keeps `public.tenants.user_count` equal to the number of active users,
-/// in the same transaction as the change.
-async fn update_user_count(db: &mut TenantDb) -> Result<(), AppError> {
-    let id = db.tenant().id;
-    db.query(
-        "UPDATE public.tenants SET user_count = (SELECT count(*) FROM users WHERE active)
-          WHERE id = $1",
-    )
-    .bind(id)
-    .execute(db.conn())
-    .await?;
+/// Brings `public.tenants.user_count` (the control panel's figure) up to
+/// date after a change has committed: counted in the tenant's own schema,
+/// written in a public transaction of its own, so user admin never writes
+/// across schemas in one transaction (with Citus the two live on different
+/// nodes). Counted after the commit, so it includes concurrent changes.
+async fn refresh_user_count(pool: &PgPool, tenant: Arc<Tenant>) -> Result<(), AppError> {
+    let id = tenant.id;
+    let count: i64 = {
+        let mut db = TenantDb::begin(pool, tenant).await?;
+        db.query_scalar("SELECT count(*) FROM users WHERE active")
+            .fetch_one(db.conn())
+            .await?
+    };
+    let mut tx = db::begin_public(pool).await?;
+    db::query("UPDATE public.tenants SET user_count = $1 WHERE id = $2")
+        .bind(i32::try_from(count).unwrap_or(i32::MAX))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -184,8 +195,9 @@ pub async fn create(
         let page = users_page(page.without_flash(), &mut admin, form, errors).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
-    update_user_count(db).await?;
+    let tenant = admin.0.db.tenant().clone();
     admin.0.db.commit().await?;
+    refresh_user_count(&pool, tenant).await?;
     Ok((
         Flash::success(format!("{name} can now sign in.")),
         Redirect::to("/admin/users"),
@@ -281,6 +293,7 @@ fn a_role(role: &str) -> &'static str {
 
 /// `POST /admin/users/{id}/deactivate`: ends their sessions at once.
 pub async fn deactivate(
+    State(pool): State<PgPool>,
     TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(Empty {}): CsrfForm<Empty>,
@@ -304,8 +317,9 @@ pub async fn deactivate(
         .execute(db.conn())
         .await?;
     end_sessions_of(db.conn(), id, None).await?;
-    update_user_count(db).await?;
+    let tenant = member.db.tenant().clone();
     member.db.commit().await?;
+    refresh_user_count(&pool, tenant).await?;
     let flash = Flash::success(format!("{name} was deactivated and signed out."));
     if id == member.user.id {
         return Ok((flash, Redirect::to("/login")).into_response());
@@ -315,6 +329,7 @@ pub async fn deactivate(
 
 /// `POST /admin/users/{id}/reactivate`.
 pub async fn reactivate(
+    State(pool): State<PgPool>,
     TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(Empty {}): CsrfForm<Empty>,
@@ -329,7 +344,8 @@ pub async fn reactivate(
         .bind(id)
         .execute(db.conn())
         .await?;
-    update_user_count(db).await?;
+    let tenant = member.db.tenant().clone();
     member.db.commit().await?;
+    refresh_user_count(&pool, tenant).await?;
     Ok(back(Flash::success(format!("{name} can sign in again."))))
 }
