@@ -22,6 +22,8 @@ pub const DOMAIN_REMOVE: &str = "domain_remove";
 pub const TENANT_SUSPEND: &str = "tenant_suspend";
 pub const TENANT_REACTIVATE: &str = "tenant_reactivate";
 pub const TENANT_DELETE: &str = "tenant_delete";
+pub const TENANT_MOVE: &str = "tenant_move";
+pub const REBALANCE_START: &str = "rebalance_start";
 
 /// Writes one audit row on `conn` (schema-qualified, so it works on any
 /// search path, the provisioning transaction's included).
@@ -81,6 +83,8 @@ pub fn describe(action: &str) -> &'static str {
         TENANT_SUSPEND => "Suspended tenant",
         TENANT_REACTIVATE => "Reactivated tenant",
         TENANT_DELETE => "Deleted tenant",
+        TENANT_MOVE => "Moved tenant",
+        REBALANCE_START => "Started rebalance",
         _ => "Other",
     }
 }

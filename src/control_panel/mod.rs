@@ -7,12 +7,14 @@
 //! - [`branding`]: the branding editor (multipart, with a logo upload)
 //! - [`preview`]: the branded header preview the create and branding forms show
 //! - [`domains`]: custom domains
+//! - [`nodes`]: the database nodes, their tenants and sizes, and rebalancing
 //! - [`audit`]: writing and listing the audit log
 
 pub mod audit;
 pub mod auth;
 pub mod branding;
 pub mod domains;
+pub mod nodes;
 pub mod preview;
 pub mod tenants;
 
@@ -51,6 +53,12 @@ pub fn router(state: AppState) -> Router {
             post(tenants::status::reactivate),
         )
         .route("/tenants/{slug}/delete", post(tenants::status::delete))
+        .route(
+            "/tenants/{slug}/move",
+            post(tenants::placement::move_tenant),
+        )
+        .route("/nodes", get(nodes::page))
+        .route("/nodes/rebalance", post(nodes::rebalance))
         .route("/audit", get(audit::page))
         .with_state(state)
 }
@@ -86,7 +94,7 @@ impl SuperAdmin {
 pub struct PanelNav {
     pub email: String,
     pub csrf: String,
-    /// `tenants`, `new` or `audit`: marks the current link.
+    /// `tenants`, `new`, `audit` or `nodes`: marks the current link.
     pub current: &'static str,
 }
 

@@ -161,6 +161,12 @@ async fn super_admin_creates_and_runs_a_tenant(app: &TestApp, b: &Browser) {
     b.wait_for_text("Globex Corporation").await;
     assert!(b.body().await.contains("Acme Inc"));
     b.check_page("cp-tenants").await;
+
+    // The nodes page, through the nav: one plain PostgreSQL node.
+    b.click_text("Nodes").await;
+    b.wait_for_text("single PostgreSQL node").await;
+    assert_eq!(b.path().await, "/nodes");
+    b.check_page("cp-nodes").await;
 }
 
 async fn tenant_admin_works_on_the_board(app: &TestApp, b: &Browser) {

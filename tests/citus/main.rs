@@ -55,6 +55,11 @@ fn main() -> ExitCode {
         a_tenant_moved_while_its_board_is_requested_keeps_serving,
     );
     suite.test(
+        "a_super_admin_moves_a_tenant_and_rebalances_in_the_panel",
+        Runtime::MultiThread { worker_threads: 2 },
+        a_super_admin_moves_a_tenant_and_rebalances_in_the_panel,
+    );
+    suite.test(
         "isolation_battery_on_citus",
         Runtime::MultiThread { worker_threads: 2 },
         isolation_battery_on_citus,
@@ -388,6 +393,150 @@ async fn a_tenant_moved_while_its_board_is_requested_keeps_serving() {
          {during} by the end of the first move, slowest {slowest:.1?}",
         served.load(Ordering::Relaxed)
     );
+}
+
+/// The text of the element marked `data-{attr}` in `html`.
+fn marked<'a>(html: &'a str, attr: &str) -> &'a str {
+    let at = html
+        .find(&format!("data-{attr}"))
+        .unwrap_or_else(|| panic!("data-{attr} in {html}"));
+    let rest = &html[at..];
+    let start = rest.find('>').unwrap() + 1;
+    let end = rest.find("</dd>").unwrap();
+    &rest[start..end]
+}
+
+/// (e) The control panel: the tenant page shows its node and size, a
+/// super-admin moves it to the other node with its form (audited), the
+/// nodes page counts the tenants of both nodes, and a rebalance starts.
+async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
+    const ADMIN: &str = "root@panel.test";
+    let db = CitusDb::new().await;
+    db.db.create_tenant("cp-a").await;
+    db.db.create_tenant("cp-b").await;
+    db.db.create_super_admin(ADMIN).await;
+    let from = node_of(&db, "t_cp_a").await;
+    assert_ne!(from, node_of(&db, "t_cp_b").await, "one on each node");
+    let [coordinator, worker] = db.nodes();
+    let to = if from == coordinator {
+        worker.clone()
+    } else {
+        coordinator.clone()
+    };
+    let name = |(host, port): &(String, u16)| format!("{host}:{port}");
+    let app = TestApp::start(db.test_db()).await;
+    let client = app.super_admin(ADMIN).await;
+    let get = async |path: &str| {
+        let response = client.get(app.url(ROOT, path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.text().await.unwrap()
+    };
+
+    let page = get("/tenants/cp-a").await;
+    assert!(
+        marked(&page, "node").contains(&name(&from)),
+        "node on the page: {page}"
+    );
+    let size = marked(&page, "size");
+    assert!(size.ends_with("kB") || size.ends_with("MB"), "size: {size}");
+    assert!(
+        page.contains(&format!("<option value=\"{}\">", name(&to))),
+        "the other node to move to: {page}"
+    );
+    assert!(!page.contains(&format!("<option value=\"{}\">", name(&from))));
+
+    let response = app
+        .post_form(
+            &client,
+            ROOT,
+            "/tenants/cp-a",
+            "/tenants/cp-a/move",
+            &[("node", &name(&to))],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/tenants/cp-a");
+    assert_eq!(node_of(&db, "t_cp_a").await, to);
+    let page = get("/tenants/cp-a").await;
+    assert!(
+        page.contains(&format!("Moved cp-a to {} in", name(&to))),
+        "flash: {page}"
+    );
+    assert!(marked(&page, "node").contains(&name(&to)), "{page}");
+    let audited: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM audit_log
+          WHERE action = 'tenant_move' AND tenant_slug = 'cp-a' AND detail LIKE $1",
+    )
+    .bind(format!("from {} to {} in %", name(&from), name(&to)))
+    .fetch_one(&db.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(audited, 1);
+
+    // An unknown node is refused with a message, not a 500.
+    let response = app
+        .post_form(
+            &client,
+            ROOT,
+            "/tenants/cp-a",
+            "/tenants/cp-a/move",
+            &[("node", "nowhere.invalid:1")],
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = get("/tenants/cp-a").await;
+    assert!(page.contains("is not a node of this cluster"), "{page}");
+
+    // Both tenants are now on one node: the nodes page shows it.
+    let page = get("/nodes").await;
+    assert_eq!(page.matches("<tr data-node=").count(), 2, "{page}");
+    for (node, tenants) in [(&to, 2), (&from, 0)] {
+        let row = format!("<tr data-node=\"{}\">", name(node));
+        let at = page.find(&row).unwrap_or_else(|| panic!("{row} in {page}"));
+        assert!(
+            page[at..].contains(&format!("data-tenants>{tenants}</td>")),
+            "{tenants} tenant(s) on {}: {page}",
+            name(node)
+        );
+    }
+    assert!(page.contains("Rebalance tenants"), "{page}");
+
+    let response = app
+        .post_form(&client, ROOT, "/nodes", "/nodes/rebalance", &[])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()[LOCATION], "/nodes");
+    let page = get("/nodes").await;
+    assert!(page.contains("Rebalance started (job"), "flash: {page}");
+    assert!(
+        page.contains("data-rebalance-state="),
+        "status shown: {page}"
+    );
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'rebalance_start'")
+            .fetch_one(&db.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(audited, 1);
+    // A short wait for the (one-move) job, so it does not outlive the test.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut page = page;
+    while !page.contains("data-rebalance-state=\"finished\"") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        page = get("/nodes").await;
+    }
+    if page.contains("data-rebalance-state=\"finished\"") {
+        // One tenant went back: one on each node, and nothing left to move.
+        assert_eq!(page.matches("data-tenants>1</td>").count(), 2, "{page}");
+        let response = app
+            .post_form(&client, ROOT, "/nodes", "/nodes/rebalance", &[])
+            .await;
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let page = get("/nodes").await;
+        assert!(page.contains("already spread evenly"), "{page}");
+    } else {
+        eprintln!("the rebalance did not finish within 30 s; its status was shown");
+    }
 }
 
 /// The isolation battery on Citus: 100 tenants over both nodes, one app with

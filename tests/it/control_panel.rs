@@ -325,6 +325,7 @@ async fn every_page_but_login_requires_login() {
         "/tenants/acme",
         "/tenants/acme/logo",
         "/audit",
+        "/nodes",
     ] {
         let response = client.get(app.url("localhost", path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
@@ -342,6 +343,8 @@ async fn every_page_but_login_requires_login() {
         ("/tenants/acme/suspend", vec![]),
         ("/tenants/acme/delete", vec![("confirm_slug", "acme")]),
         ("/tenants/acme/domains", vec![("domain", "x.example.com")]),
+        ("/tenants/acme/move", vec![("node", "localhost:5432")]),
+        ("/nodes/rebalance", vec![]),
     ] {
         let mut all = vec![("csrf_token", csrf.as_str())];
         all.extend(fields);
@@ -1094,4 +1097,76 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// The flash message set by `response` (a redirect), decoded.
+fn flash_of(response: &Response) -> String {
+    let cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("tenantry_flash="))
+        .expect("a flash cookie");
+    let value = cookie.split(';').next().unwrap();
+    let fields: Vec<(String, String)> = serde_urlencoded::from_str(value).unwrap();
+    fields
+        .into_iter()
+        .find(|(k, _)| k == "m")
+        .map(|(_, m)| m)
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn on_plain_postgresql_placement_says_single_node() {
+    let panel = Panel::start(&["acme"]).await;
+    let html = panel.page("/tenants/acme").await;
+    assert!(html.contains("Placement"), "{html}");
+    assert!(html.contains("Single PostgreSQL node"), "{html}");
+    // A size on disk, human-readable: the schema has tables and indexes.
+    let size = html
+        .split("data-size>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap();
+    assert!(
+        size.ends_with(" kB") || size.ends_with(" MB"),
+        "size on disk: {size}"
+    );
+    assert!(
+        !html.contains("action=\"/tenants/acme/move\""),
+        "no move form"
+    );
+
+    let html = panel.page("/nodes").await;
+    assert!(html.contains("single PostgreSQL node"), "{html}");
+    assert_eq!(html.matches("<tr data-node=").count(), 1, "{html}");
+    assert!(
+        html.contains("<td class=\"num\" data-tenants>1</td>"),
+        "{html}"
+    );
+    assert!(!html.contains("Rebalance tenants"), "{html}");
+    assert!(html.contains("aria-current=\"page\">Nodes</a>"), "{html}");
+
+    // A move or a rebalance is refused plainly, with no change and no audit.
+    let response = panel
+        .post("/tenants/acme/move", &[("node", "localhost:5432")])
+        .await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/tenants/acme");
+    let message = flash_of(&response);
+    assert!(message.contains("single PostgreSQL node"), "{message}");
+    let response = panel.post("/tenants/acme/move", &[("node", "")]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(flash_of(&response).contains("Choose the node"));
+    let response = panel
+        .post("/tenants/nobody/move", &[("node", "localhost:5432")])
+        .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let response = panel.post("/nodes/rebalance", &[]).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&response), "/nodes");
+    assert!(flash_of(&response).contains("single PostgreSQL node"));
+    assert_eq!(panel.audit_count("tenant_move").await, 0);
+    assert_eq!(panel.audit_count("rebalance_start").await, 0);
 }

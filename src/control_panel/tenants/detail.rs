@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::parse_slug;
+use super::placement::Placement;
 use crate::branding::Color;
 use crate::control_panel::audit::{self, AuditRow};
 use crate::control_panel::branding::BrandingValues;
@@ -108,6 +109,7 @@ pub struct DetailPage {
     t: TenantRow,
     domains: Vec<DomainRow>,
     recent: Vec<AuditRow>,
+    placement: Placement,
     links: TenantLinks,
     branding: BrandingValues,
     preview: Preview,
@@ -153,6 +155,8 @@ pub async fn detail_page(
     .fetch_all(&mut *tx)
     .await?;
     let recent = audit::newest(&mut tx, Some(slug.as_str()), None, 8).await?;
+    drop(tx);
+    let placement = Placement::load(&state.pool, &t.schema_name).await?;
     let branding = forms.branding.unwrap_or_else(|| BrandingValues {
         display_name: t.display_name.clone(),
         primary_color: t.primary_color.clone(),
@@ -179,6 +183,7 @@ pub async fn detail_page(
         t,
         domains,
         recent,
+        placement,
         links: TenantLinks::new(&state.site, headers),
         domain_value: forms.domain,
         confirm_value: forms.confirm_slug,
