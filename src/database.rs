@@ -70,9 +70,11 @@ impl Database {
 pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
 pub static TENANT_MIGRATIONS: Migrator = sqlx::migrate!("migrations/tenant");
 
-/// Applies pending public migrations (every command does this first).
+/// Applies pending public migrations, the application's then the core's
+/// catalogue (every command does this first).
 pub async fn migrate_public(pool: &PgPool) -> Result<(), MigrateError> {
-    PUBLIC_MIGRATIONS.run(pool).await
+    PUBLIC_MIGRATIONS.run(pool).await?;
+    crate::tenancy::migrate::migrate_catalogue(pool).await
 }
 
 pub fn pool(url: &str, size: u32) -> Result<PgPool> {

@@ -31,6 +31,19 @@ use super::sql_split::split_statements;
 /// (`_tenantry_core_migrations`), so the two sets never meet.
 pub static CORE_TENANT_MIGRATIONS: Migrator = sqlx::migrate!("src/tenancy/migrations");
 
+/// The core's catalogue in `public` (tenants, domains, the change
+/// notification): see [`migrate_catalogue`].
+static CATALOGUE: Migrator = sqlx::migrate!("src/tenancy/catalogue");
+
+/// Applies the core's catalogue migrations to `public`, with a ledger of
+/// their own (`public._tenantry_catalogue_migrations`). Run it after the
+/// application's public migrations, if it has any.
+pub async fn migrate_catalogue(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut catalogue = Migrator::with_migrations(CATALOGUE.iter().cloned().collect());
+    catalogue.dangerous_set_table_name("_tenantry_catalogue_migrations");
+    catalogue.run(pool).await
+}
+
 const CORE_LEDGER: &str = "_tenantry_core_migrations";
 const APP_LEDGER: &str = "_sqlx_migrations";
 

@@ -30,9 +30,10 @@ use super::schema::SchemaName;
 #[derive(Clone, Copy, Debug)]
 pub struct SessionConfig {
     /// The root site's sessions table, schema-qualified, with the columns of
-    /// the tenant table (`id`, `data`, `expiry_date`, `owner_id`). An
-    /// application constant, never input.
-    pub root_table: &'static str,
+    /// the tenant table (`id`, `data`, `expiry_date`, `owner_id`); `None`
+    /// when the root site keeps no sessions. An application constant, never
+    /// input.
+    pub root_table: Option<&'static str>,
     /// The session data key whose integer value is the session's owner.
     pub owner_key: &'static str,
 }
@@ -54,10 +55,14 @@ impl SiteSessionStore {
     /// server connection).
     async fn begin(&self) -> Result<(Transaction<'static, Postgres>, Table)> {
         match current_site() {
-            Some(Site::ControlPanel) => Ok((
-                begin_public(&self.pool).await.map_err(backend)?,
-                Table::Root(self.config.root_table),
-            )),
+            Some(Site::ControlPanel) => {
+                let Some(table) = self.config.root_table else {
+                    return Err(Error::Backend(
+                        "this application keeps no sessions on the root site".into(),
+                    ));
+                };
+                Ok((begin_public(&self.pool).await.map_err(backend)?, Table::Root(table)))
+            }
             Some(Site::Tenant(t)) => Ok((
                 begin_in_schema(&self.pool, &t.schema).await.map_err(backend)?,
                 Table::Tenant(t.schema.clone()),
@@ -239,11 +244,11 @@ pub async fn sweep_expired(
     config: &SessionConfig,
 ) -> std::result::Result<u64, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let root = format!(
-        "DELETE FROM {} WHERE expiry_date <= now()",
-        config.root_table
-    );
-    let mut removed = conn.execute(AssertSqlSafe(root)).await?.rows_affected();
+    let mut removed = 0;
+    if let Some(table) = config.root_table {
+        let root = format!("DELETE FROM {table} WHERE expiry_date <= now()");
+        removed += conn.execute(AssertSqlSafe(root)).await?.rows_affected();
+    }
     for schema in registry.schemas() {
         let sql = format!(
             "DELETE FROM {}.tenantry_sessions WHERE expiry_date <= now()",

@@ -11,7 +11,7 @@ use crate::tenancy::sessions::SessionConfig;
 /// core's table), the control panel's in `public.cp_sessions`; the
 /// signed-in account's id under `user_id` in the session data.
 pub const SESSIONS: SessionConfig = SessionConfig {
-    root_table: "public.cp_sessions",
+    root_table: Some("public.cp_sessions"),
     owner_key: OWNER_KEY,
 };
 
