@@ -55,6 +55,7 @@ impl Runtime {
 pub struct Suite {
     missing: Option<String>,
     trials: Vec<Trial>,
+    one_at_a_time: bool,
 }
 
 impl Suite {
@@ -64,7 +65,16 @@ impl Suite {
         Suite {
             missing,
             trials: Vec::new(),
+            one_at_a_time: false,
         }
+    }
+
+    /// Runs the tests one after another unless `--test-threads` says
+    /// otherwise (for tests that share one cluster-wide resource).
+    #[allow(dead_code)] // not every suite needs it
+    pub fn one_at_a_time(mut self) -> Suite {
+        self.one_at_a_time = true;
+        self
     }
 
     /// Adds a test whose async `body` runs on a fresh `runtime`; a panic in
@@ -87,7 +97,11 @@ impl Suite {
     /// Runs the tests selected by the command line (cargo's filters, `--list`,
     /// `--test-threads`…) and reports like the built-in harness.
     pub fn run(self) -> ExitCode {
-        libtest_mimic::run(&Arguments::from_args(), self.trials).exit_code()
+        let mut args = Arguments::from_args();
+        if self.one_at_a_time && args.test_threads.is_none() {
+            args.test_threads = Some(1);
+        }
+        libtest_mimic::run(&args, self.trials).exit_code()
     }
 }
 
