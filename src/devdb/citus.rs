@@ -26,10 +26,14 @@ use super::{ManagedCluster, start, write_private};
 pub const NODE_HOST: &str = "127.0.0.1";
 
 /// What every Citus node needs: the extension preloaded, and logical
-/// decoding for moves that keep a schema writable.
+/// decoding for moves that keep a schema writable. Citus runs a maintenance
+/// worker per database (it also runs rebalances): the default eight
+/// background workers run out with a few databases ("could not start
+/// maintenance background worker"), as the tests make one per test.
 const NODE_SETTINGS: &[(&str, &str)] = &[
     ("shared_preload_libraries", "citus"),
     ("wal_level", "logical"),
+    ("max_worker_processes", "64"),
 ];
 
 /// A running coordinator and worker. Dropping it stops both (when this

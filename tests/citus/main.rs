@@ -34,8 +34,10 @@ use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
     // One test at a time: they place, move and rebalance schemas on one
-    // shared cluster, and run side by side the panel test's placement and
-    // rebalance checks failed now and then (each passes on its own).
+    // shared cluster. Side by side, the panel test's placement and
+    // rebalance checks failed now and then while the nodes ran short of
+    // background workers (now 64, see devdb::citus); serial stays the safe
+    // default, `--test-threads` overrides it.
     let mut suite = Suite::new(cluster::missing()).one_at_a_time();
     suite.test(
         "tenants_spread_over_both_nodes_and_are_served_from_each",
