@@ -158,8 +158,10 @@ pub async fn page(
 
 /// `POST /nodes/rebalance`: starts `citus_rebalance_start()`, a background
 /// job that moves tenant schemas (with logical replication where possible,
-/// so they keep serving) until each node holds about as many. Answers at
-/// once; the nodes page shows the job's progress.
+/// so they keep serving) until each node holds about as many. By shard
+/// count, so it evens out what this page shows (tenants per node): Citus's
+/// default strategy weighs disk size and may leave two small tenants
+/// together. Answers at once; the nodes page shows the job's progress.
 pub async fn rebalance(
     admin: SuperAdmin,
     State(state): State<AppState>,
@@ -175,10 +177,12 @@ pub async fn rebalance(
         )
             .into_response());
     }
-    let started: Result<Option<i64>, sqlx::Error> =
-        db::query_scalar("SELECT citus_rebalance_start(shard_transfer_mode => 'auto')")
-            .fetch_one(&state.pool)
-            .await;
+    let started: Result<Option<i64>, sqlx::Error> = db::query_scalar(
+        "SELECT citus_rebalance_start(rebalance_strategy => 'by_shard_count', \
+                                          shard_transfer_mode => 'auto')",
+    )
+    .fetch_one(&state.pool)
+    .await;
     let job = match started {
         Ok(job) => job,
         Err(sqlx::Error::Database(e)) => {
