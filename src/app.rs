@@ -33,6 +33,7 @@ use crate::{control_panel, workspace};
 pub const BODY_LIMIT: usize = 1024 * 1024;
 
 pub fn router(state: AppState) -> Router {
+    crate::metrics::install();
     let dispatch = SiteDispatch {
         registry: state.registry.clone(),
         control_panel: site_layers(control_panel::router(state.clone()), &state),
@@ -45,6 +46,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz).with_state(state.pool.clone()))
         .route("/static/{*path}", get(static_files::serve))
+        .route_layer(middleware::from_fn(crate::metrics::route_label))
         .fallback(move |req: Request| dispatch.clone().dispatch(req))
         .layer(middleware::from_fn(security::limit_headers));
 
@@ -61,6 +63,8 @@ pub fn router(state: AppState) -> Router {
         // The one error-page layer: every error response, a site's or not
         // (a timeout), becomes a page, branded with the site it was for.
         .layer(middleware::from_fn(errors::error_pages))
+        // Counts every request by site kind, route pattern and status.
+        .layer(middleware::from_fn(crate::metrics::track))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()
@@ -87,6 +91,7 @@ fn site_layers(router: Router, state: &AppState) -> Router {
         .with_expiry(Expiry::OnInactivity(SESSION_LIFETIME));
     let key = state.csrf.clone();
     router
+        .route_layer(middleware::from_fn(crate::metrics::route_label))
         .layer(CatchPanicLayer::new())
         .layer(sessions)
         .layer(middleware::from_fn(flash::clear_shown))

@@ -119,6 +119,16 @@ pub struct SiteConfig {
     /// on the port they were reached on.
     #[arg(long, env = "TENANTRY_PUBLIC_URL", global = true)]
     pub public_url: Option<PublicUrl>,
+
+    /// Bearer token for `GET /metrics` on the root domain; unset, the
+    /// endpoint answers 404.
+    #[arg(
+        long,
+        env = "TENANTRY_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 }
 
 impl SiteConfig {

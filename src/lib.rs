@@ -10,6 +10,7 @@ pub mod database;
 pub mod devdb;
 pub mod http_server;
 pub mod jobs;
+pub mod metrics;
 pub mod onboarding;
 pub mod password;
 pub mod server;

@@ -28,13 +28,24 @@ fn hashing_permits() -> &'static tokio::sync::Semaphore {
     })
 }
 
+/// Hashes waiting for a permit right now (a metric).
+static WAITING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// How many password hashes are waiting for a core.
+pub fn waiting() -> usize {
+    WAITING.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Runs one argon2 computation on the blocking pool, within the permits.
 async fn run_hashing<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
+    use std::sync::atomic::Ordering;
     static TUNED: std::sync::Once = std::sync::Once::new();
     TUNED.call_once(return_large_allocations);
+    WAITING.fetch_add(1, Ordering::Relaxed);
     let _permit = hashing_permits().acquire().await;
+    WAITING.fetch_sub(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(work).await
 }
 

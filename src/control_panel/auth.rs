@@ -110,6 +110,7 @@ pub async fn login(
     let attempt = Attempt::new("control-panel", addr.as_deref(), &who);
     if let Err(wait) = throttle::admit(&state.pool, &attempt).await? {
         tracing::warn!(email = %who, ?addr, "control-panel sign-in throttled");
+        crate::metrics::sign_in("control_panel", "throttled");
         let (message, retry_after) = throttle::refusal(wait);
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
@@ -145,6 +146,7 @@ pub async fn login(
     match account {
         Some((id, _)) if ok => {
             throttle::succeeded(&state.pool, &attempt).await?;
+            crate::metrics::sign_in("control_panel", "success");
             auth::sign_in(&session, id).await?;
             let mut db = PublicDb::begin(&state.pool).await?;
             db::query("UPDATE public.super_admins SET last_login_at = now() WHERE id = $1")
@@ -174,6 +176,7 @@ pub async fn login(
             .await?;
             db.commit().await?;
             tracing::info!(email = %who, "failed control-panel login");
+            crate::metrics::sign_in("control_panel", "failure");
             let message = "That email and password do not match a super-admin account.";
             let first_run = first_run(&state).await?;
             Ok((

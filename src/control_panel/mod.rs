@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/nodes", get(nodes::page))
         .route("/nodes/rebalance", post(nodes::rebalance))
         .route("/audit", get(audit::page))
+        .route("/metrics", get(crate::metrics::endpoint))
         .with_state(state)
 }
 

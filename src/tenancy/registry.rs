@@ -75,6 +75,8 @@ pub struct TenantRegistry {
     profile: ProfileColumns,
     /// [`select_tenants`] for this profile, built once.
     select: String,
+    /// When the map last took in a change from the catalogue.
+    refreshed: std::sync::Mutex<std::time::Instant>,
 }
 
 /// The registry's query: the core's columns, the domains, then the
@@ -134,6 +136,7 @@ impl TenantRegistry {
             pool,
             select: select_tenants(&profile),
             profile,
+            refreshed: std::sync::Mutex::new(std::time::Instant::now()),
         });
         // LISTEN before the first load, so no change can fall between them.
         let mut listener = PgListener::connect(listen_url).await?;
@@ -193,6 +196,7 @@ impl TenantRegistry {
         }
         let count = maps.by_id.len();
         *self.maps.write().expect("registry lock poisoned") = maps;
+        self.mark_refreshed();
         tracing::debug!(tenants = count, "tenant registry loaded");
         Ok(())
     }
@@ -209,6 +213,8 @@ impl TenantRegistry {
             Some(tenant) => maps.insert(tenant),
             None => maps.remove(id),
         }
+        drop(maps);
+        self.mark_refreshed();
         Ok(())
     }
 
@@ -219,6 +225,18 @@ impl TenantRegistry {
         }
         let maps = self.maps.read().expect("registry lock poisoned");
         maps.by_domain.get(host).cloned().map(Site::Tenant)
+    }
+
+    fn mark_refreshed(&self) {
+        *self.refreshed.lock().expect("registry lock poisoned") = std::time::Instant::now();
+    }
+
+    /// How long since the map last took in a change (or a full reload).
+    pub fn since_refresh(&self) -> Duration {
+        self.refreshed
+            .lock()
+            .expect("registry lock poisoned")
+            .elapsed()
     }
 
     /// Whether the tenant with this id is still served (not deleted, not

@@ -91,6 +91,7 @@ pub async fn login(
             ?addr,
             "workspace sign-in throttled"
         );
+        crate::metrics::sign_in("tenant", "throttled");
         return Ok((
             StatusCode::TOO_MANY_REQUESTS,
             [(header::RETRY_AFTER, retry_after.to_string())],
@@ -122,6 +123,7 @@ pub async fn login(
     match user_id {
         Some(id) if ok && active => {
             throttle::succeeded(&state.pool, &attempt).await?;
+            crate::metrics::sign_in("tenant", "success");
             sign_in(&session, id).await?;
             Ok((
                 Flash::success("Welcome back."),
@@ -129,7 +131,10 @@ pub async fn login(
             )
                 .into_response())
         }
-        _ => Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_LOGIN.into())).into_response()),
+        _ => {
+            crate::metrics::sign_in("tenant", "failure");
+            Ok((StatusCode::UNAUTHORIZED, page(csrf, BAD_LOGIN.into())).into_response())
+        }
     }
 }
 

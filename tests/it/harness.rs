@@ -180,6 +180,7 @@ pub struct TestAppBuilder {
     trust_proxy: bool,
     limits: tenantry::http_server::ConnectionLimits,
     public_url: Option<PublicUrl>,
+    metrics_token: Option<String>,
     make_router: MakeRouter,
 }
 
@@ -215,6 +216,12 @@ impl TestAppBuilder {
         self
     }
 
+    /// As `TENANTRY_METRICS_TOKEN`.
+    pub fn metrics_token(mut self, token: &str) -> Self {
+        self.metrics_token = Some(token.to_owned());
+        self
+    }
+
     /// Serves `make_router(state)` instead of the application's own router.
     pub fn router(
         mut self,
@@ -232,6 +239,7 @@ impl TestAppBuilder {
             trust_proxy,
             limits,
             public_url,
+            metrics_token,
             make_router,
         } = self;
         let pool = match &database_url {
@@ -247,6 +255,7 @@ impl TestAppBuilder {
             base_domain: ROOT.into(),
             trust_proxy,
             public_url,
+            metrics_token,
         };
         let state = AppState::new(pool, registry.clone(), site).await.unwrap();
         let router = make_router(state);
@@ -277,6 +286,7 @@ impl TestApp {
             trust_proxy: false,
             limits: Default::default(),
             public_url: None,
+            metrics_token: None,
             make_router: Box::new(tenantry::app::router),
         }
     }

@@ -14,6 +14,7 @@ mod control_panel;
 mod faults;
 mod hostile;
 mod isolation;
+mod metrics;
 mod migrations;
 mod properties;
 mod provisioning;
