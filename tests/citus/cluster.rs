@@ -1,7 +1,6 @@
 //! The Citus cluster of this test process (a coordinator and one worker,
 //! started once in a temporary directory) and a fresh database on it per test.
 
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -23,40 +22,11 @@ pub fn missing() -> Option<String> {
 pub fn cluster() -> &'static CitusCluster {
     static CLUSTER: OnceLock<&'static CitusCluster> = OnceLock::new();
     CLUSTER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            remove_stale_clusters();
-            let dir = std::env::temp_dir().join(format!("tenantry-citus-{}", std::process::id()));
-            let cluster = devdb::start_citus(&dir, devdb::FAST_UNSAFE_SETTINGS)
-                .expect("start the Citus test cluster");
-            let cluster: &'static CitusCluster = Box::leak(Box::new(cluster));
-            tx.send(cluster).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("Citus test cluster started")
+        crate::harness::cluster_for_process("tenantry-citus-", |dir| {
+            devdb::start_citus(dir, devdb::FAST_UNSAFE_SETTINGS)
+                .expect("start the Citus test cluster")
+        })
     })
-}
-
-/// Test clusters of earlier runs whose process is gone.
-fn remove_stale_clusters() {
-    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix("tenantry-citus-"))
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if !PathBuf::from(format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// A fresh database on both nodes, wired into the cluster, with the public

@@ -551,10 +551,7 @@ async fn isolation_battery_on_citus() {
     let spec = Spec {
         tenants: 100,
         users_per_tenant: 2,
-        requests: std::env::var("BATTERY_REQUESTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5_000),
+        requests: battery::env_or("BATTERY_REQUESTS", 5_000),
         concurrency: 32,
         seed: 0xc1_7a5,
     };

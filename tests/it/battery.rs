@@ -44,6 +44,15 @@ pub struct Spec {
     pub seed: u64,
 }
 
+/// A size from the environment (`BATTERY_REQUESTS=200000` for a longer
+/// run), else `default`.
+pub fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// `qx007`: a slug whose marker cannot occur by chance in a page.
 pub fn slug(i: usize) -> String {
     format!("qx{i:03}")

@@ -14,15 +14,9 @@ use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_mixed_requests_across_100_tenants_never_leak() {
     let spec = Spec {
-        tenants: std::env::var("BATTERY_TENANTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(100),
+        tenants: battery::env_or("BATTERY_TENANTS", 100),
         users_per_tenant: 2,
-        requests: std::env::var("BATTERY_REQUESTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000),
+        requests: battery::env_or("BATTERY_REQUESTS", 20_000),
         concurrency: 64,
         seed: 0x7e57_5eed,
     };

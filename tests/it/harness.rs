@@ -31,28 +31,38 @@ fn server_url() -> &'static str {
         if let Ok(url) = std::env::var("TENANTRY_TEST_DATABASE_URL") {
             return url.trim_end_matches('/').to_owned();
         }
-        let (tx, rx) = std::sync::mpsc::channel();
-        // The cluster is owned by a thread that lives as long as the process:
-        // the server is started with a parent-death signal tied to the thread
-        // that spawned it, so it stops when the test process exits.
-        std::thread::spawn(move || {
-            remove_stale_clusters();
-            let dir = std::env::temp_dir().join(format!("tenantry-test-{}", std::process::id()));
-            let cluster = tenantry::devdb::start(&dir, tenantry::devdb::FAST_UNSAFE_SETTINGS)
-                .expect("start the managed test cluster");
-            let url = cluster.url("");
-            tx.send(url.trim_end_matches('/').to_owned()).unwrap();
-            let _keep = cluster;
-            loop {
-                std::thread::park();
-            }
+        let cluster = cluster_for_process("tenantry-test-", |dir| {
+            tenantry::devdb::start(dir, tenantry::devdb::FAST_UNSAFE_SETTINGS)
+                .expect("start the managed test cluster")
         });
-        rx.recv().expect("test cluster started")
+        cluster.url("").trim_end_matches('/').to_owned()
     })
 }
 
-/// Test clusters of earlier runs whose process is gone.
-fn remove_stale_clusters() {
+/// A cluster for the whole test process, started by `start` in
+/// `<tmp>/<prefix><pid>` (after removing those of earlier runs whose process
+/// is gone). It is owned by a thread that lives as long as the process: the
+/// server is started with a parent-death signal tied to the thread that
+/// spawned it, so it stops when the test process exits.
+pub fn cluster_for_process<C: Send + Sync + 'static>(
+    prefix: &'static str,
+    start: impl FnOnce(&std::path::Path) -> C + Send + 'static,
+) -> &'static C {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        remove_stale_clusters(prefix);
+        let dir = std::env::temp_dir().join(format!("{prefix}{}", std::process::id()));
+        let cluster: &'static C = Box::leak(Box::new(start(&dir)));
+        tx.send(cluster).unwrap();
+        loop {
+            std::thread::park();
+        }
+    });
+    rx.recv().expect("test cluster started")
+}
+
+/// Test clusters (`<tmp>/<prefix><pid>`) of earlier runs whose process is gone.
+fn remove_stale_clusters(prefix: &str) {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
@@ -60,7 +70,7 @@ fn remove_stale_clusters() {
         let name = entry.file_name();
         let Some(pid) = name
             .to_str()
-            .and_then(|n| n.strip_prefix("tenantry-test-"))
+            .and_then(|n| n.strip_prefix(prefix))
             .and_then(|p| p.parse::<i32>().ok())
         else {
             continue;

@@ -6,14 +6,18 @@ use crate::harness::{TestApp, TestDb};
 
 const TOKEN: &str = "s3cret-scrape-token";
 
-async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
-    let body = app
-        .client()
-        .get(app.url("localhost", "/metrics"))
-        .bearer_auth(TOKEN)
+/// `GET /metrics` on `host` with `token`.
+async fn get_metrics(app: &TestApp, host: &str, token: &str) -> reqwest::Response {
+    app.client()
+        .get(app.url(host, "/metrics"))
+        .bearer_auth(token)
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
+    let body = get_metrics(app, "localhost", TOKEN).await;
     assert_eq!(body.status(), StatusCode::OK);
     let text = body.text().await.unwrap();
     let lines = text.lines().map(|l| Ok(l.to_owned()));
@@ -50,19 +54,9 @@ async fn metrics_need_the_token_and_count_requests_by_site_route_and_status() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    let wrong = client
-        .get(app.url("localhost", "/metrics"))
-        .bearer_auth("not-the-token")
-        .send()
-        .await
-        .unwrap();
+    let wrong = get_metrics(&app, "localhost", "not-the-token").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let on_a_tenant = client
-        .get(app.url("acme.localhost", "/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let on_a_tenant = get_metrics(&app, "acme.localhost", TOKEN).await;
     assert_eq!(on_a_tenant.status(), StatusCode::NOT_FOUND);
 
     let before = scrape(&app).await;
@@ -115,12 +109,6 @@ async fn metrics_need_the_token_and_count_requests_by_site_route_and_status() {
 #[tokio::test]
 async fn without_a_token_setting_metrics_are_not_there() {
     let app = TestApp::start(TestDb::new().await).await;
-    let response = app
-        .client()
-        .get(app.url("localhost", "/metrics"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let response = get_metrics(&app, "localhost", TOKEN).await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 }

@@ -819,6 +819,20 @@ async fn user_id(db: &TestDb, email: &str) -> i64 {
         .unwrap()
 }
 
+/// An admin's action on one user (`role`, `deactivate`, `reactivate`),
+/// posted with the users page's token.
+async fn user_action(
+    app: &TestApp,
+    admin: &Client,
+    id: i64,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> Response {
+    let path = format!("/admin/users/{id}/{action}");
+    app.post_form(admin, ACME, "/admin/users", &path, fields)
+        .await
+}
+
 async fn add_member(app: &TestApp, admin: &Client, email: &str, role: &str) -> Response {
     app.post_form(
         admin,
@@ -921,15 +935,7 @@ async fn admins_manage_users_and_members_cannot() {
 
     // Promote the member: now they see the users page.
     let mia = user_id(&app.db, "mia@acme.test").await;
-    let promoted = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{mia}/role"),
-            &[("role", "admin")],
-        )
-        .await;
+    let promoted = user_action(&app, &admin, mia, "role", &[("role", "admin")]).await;
     assert_eq!(promoted.status(), StatusCode::SEE_OTHER);
     assert_eq!(get(&member, &app, ACME, "/admin/users").await.status(), 200);
 
@@ -943,15 +949,7 @@ async fn admins_manage_users_and_members_cannot() {
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
-    let missing = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{}/deactivate", globex_admin + 1000),
-            &[],
-        )
-        .await;
+    let missing = user_action(&app, &admin, globex_admin + 1000, "deactivate", &[]).await;
     assert_eq!(missing.status(), 404);
 }
 
@@ -965,15 +963,7 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     let (_, other_session) = signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
     assert_eq!(get(&member, &app, ACME, "/").await.status(), 200);
 
-    let done = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{mia}/deactivate"),
-            &[],
-        )
-        .await;
+    let done = user_action(&app, &admin, mia, "deactivate", &[]).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         app.db
@@ -996,15 +986,7 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     // The admin is still signed in.
     assert_eq!(get(&admin, &app, ACME, "/").await.status(), 200);
 
-    let back = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{mia}/reactivate"),
-            &[],
-        )
-        .await;
+    let back = user_action(&app, &admin, mia, "reactivate", &[]).await;
     assert_eq!(back.status(), StatusCode::SEE_OTHER);
     assert_eq!(user_count(&app.db, "acme").await, 2);
     signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
@@ -1028,15 +1010,7 @@ async fn the_last_active_admin_stays() {
         }
     };
 
-    let demote = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{me}/role"),
-            &[("role", "member")],
-        )
-        .await;
+    let demote = user_action(&app, &admin, me, "role", &[("role", "member")]).await;
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
     let page = get(&admin, &app, ACME, "/admin/users")
         .await
@@ -1048,15 +1022,7 @@ async fn the_last_active_admin_stays() {
         "{page}"
     );
     assert!(is_active_admin(&app.db).await);
-    let deactivate = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{me}/deactivate"),
-            &[],
-        )
-        .await;
+    let deactivate = user_action(&app, &admin, me, "deactivate", &[]).await;
     assert_eq!(deactivate.status(), StatusCode::SEE_OTHER);
     let page = get(&admin, &app, ACME, "/admin/users")
         .await
@@ -1068,15 +1034,7 @@ async fn the_last_active_admin_stays() {
 
     // With a second admin, the first may step down.
     add_member(&app, &admin, "boss@acme.test", "admin").await;
-    let demote = app
-        .post_form(
-            &admin,
-            ACME,
-            "/admin/users",
-            &format!("/admin/users/{me}/role"),
-            &[("role", "member")],
-        )
-        .await;
+    let demote = user_action(&app, &admin, me, "role", &[("role", "member")]).await;
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
     assert_eq!(demote.headers()[LOCATION], "/");
     assert!(!is_active_admin(&app.db).await);

@@ -79,10 +79,7 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let spec = Spec {
         tenants: 100,
         users_per_tenant: 2,
-        requests: std::env::var("BATTERY_REQUESTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(20_000),
+        requests: battery::env_or("BATTERY_REQUESTS", 20_000),
         concurrency: 64,
         seed: 0xb0_0c3e,
     };
