@@ -158,12 +158,25 @@ pub const ROUTING_GRACE: std::time::Duration = std::time::Duration::from_millis(
 /// transaction. A crash in between leaves a `deleting` tenant that is served
 /// nowhere; running the deletion again (or the background sweep) finishes it.
 pub async fn delete(pool: &PgPool, slug: &str) -> Result<bool, sqlx::Error> {
+    delete_with(pool, slug, async |_| Ok(())).await
+}
+
+/// [`delete`], with `also` run in the transaction that drops the schema
+/// (the application's own rows, such as an audit entry, commit with it).
+pub async fn delete_with(
+    pool: &PgPool,
+    slug: &str,
+    also: impl AsyncFnOnce(&mut PgConnection) -> Result<(), sqlx::Error>,
+) -> Result<bool, sqlx::Error> {
     if !mark_deleting(pool, slug).await? {
         return Ok(false);
     }
     tokio::time::sleep(ROUTING_GRACE).await;
     let mut tx = db::begin_public(pool).await?;
-    finish_delete_in(&mut tx, slug).await?;
+    if !finish_delete_in(&mut tx, slug).await? {
+        return Ok(false);
+    }
+    also(&mut tx).await?;
     tx.commit().await?;
     Ok(true)
 }

@@ -18,11 +18,15 @@ use crate::web::{AppError, CsrfForm, Flash, Page};
 
 /// The tenant's status, locked for the rest of the transaction.
 async fn lock_status(db: &mut PublicDb, slug: &Slug) -> Result<String, AppError> {
-    db::query_scalar("SELECT status FROM public.tenants WHERE slug = $1 FOR UPDATE")
-        .bind(slug.as_str())
-        .fetch_optional(db.conn())
-        .await?
-        .ok_or(AppError::NotFound)
+    // A tenant being deleted is gone already: it cannot be suspended or
+    // reactivated (set_status would change nothing, yet it would be audited).
+    db::query_scalar(
+        "SELECT status FROM public.tenants WHERE slug = $1 AND status <> 'deleting' FOR UPDATE",
+    )
+    .bind(slug.as_str())
+    .fetch_optional(db.conn())
+    .await?
+    .ok_or(AppError::NotFound)
 }
 
 /// `POST /tenants/{slug}/suspend`: its pages answer 403 from the next request
@@ -126,30 +130,21 @@ pub async fn delete(
             .fetch_optional(db.conn())
             .await?
     };
-    // Out of routing on every instance first, then the schema goes (see
-    // provision::delete); the audit entry commits with the drop.
-    if !provision::mark_deleting(&state.pool, slug.as_str()).await? {
-        return Err(AppError::NotFound);
-    }
-    tokio::time::sleep(provision::ROUTING_GRACE).await;
-    let mut db = PublicDb::begin(&state.pool).await?;
-    if !provision::finish_delete_in(db.conn(), slug.as_str()).await? {
-        return Err(AppError::NotFound);
-    }
     let detail = format!(
         "schema {} dropped with {} user(s)",
         slug.schema_name(),
         users.unwrap_or(0)
     );
-    admin
-        .audit(
-            db.conn(),
-            audit::TENANT_DELETE,
-            Some(slug.as_str()),
-            &detail,
-        )
-        .await?;
-    db.commit().await?;
+    // Out of routing on every instance first, then the schema goes; the
+    // audit entry commits with the drop.
+    let audit_it = async |conn: &mut sqlx::PgConnection| {
+        admin
+            .audit(conn, audit::TENANT_DELETE, Some(slug.as_str()), &detail)
+            .await
+    };
+    if !provision::delete_with(&state.pool, slug.as_str(), audit_it).await? {
+        return Err(AppError::NotFound);
+    }
     tracing::info!(tenant = %slug, by = %admin.email, "tenant deleted in the control panel");
     Ok((
         Flash::success(format!(
