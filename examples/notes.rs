@@ -19,7 +19,7 @@ use sqlx::migrate::Migrator;
 use tenantry::tenancy::registry::NO_PROFILE;
 use tenantry::tenancy::resolve::SiteDispatch;
 use tenantry::tenancy::sessions::{SessionConfig, SiteSessionStore};
-use tenantry::tenancy::{Site, Slug, TenantDb, TenantRegistry, migrate, provision};
+use tenantry::tenancy::{Site, Slug, TenantDb, TenantPool, TenantRegistry, migrate, provision};
 use tower_sessions::{Session, SessionManagerLayer};
 
 static NOTES: Migrator = sqlx::migrate!("examples/notes/migrations");
@@ -64,14 +64,20 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(pool: sqlx::PgPool, url: &str) -> anyhow::Result<()> {
     let registry = TenantRegistry::start(pool.clone(), url, ROOT, NO_PROFILE).await?;
-    let sessions =
-        SessionManagerLayer::new(SiteSessionStore::new(pool.clone(), SESSIONS)).with_secure(false);
+    // Tenants' transactions on tenant-affine connections (four of them).
+    let tenants = TenantPool::beside(&pool, 4);
+    let sessions = SessionManagerLayer::new(SiteSessionStore::with_pools(
+        pool.clone(),
+        tenants.clone(),
+        SESSIONS,
+    ))
+    .with_secure(false);
     let tenant_app = Router::new()
         .route("/", get(list).post(add))
         .layer(sessions)
         // Cross-site form posts are refused (Origin / Sec-Fetch-Site).
         .layer(tower_http::csrf::CsrfLayer::new())
-        .layer(Extension(pool));
+        .layer(Extension(tenants));
     let dispatch = SiteDispatch {
         registry,
         control_panel: Router::new().route("/", get(|| async { "Notes: open <slug>.localhost" })),
@@ -86,7 +92,7 @@ async fn serve(pool: sqlx::PgPool, url: &str) -> anyhow::Result<()> {
 }
 
 /// The request's transaction, pinned to its tenant's schema.
-async fn tenant_db(pool: &sqlx::PgPool, site: Site) -> Result<TenantDb, StatusCode> {
+async fn tenant_db(pool: &TenantPool, site: Site) -> Result<TenantDb, StatusCode> {
     let Site::Tenant(tenant) = site else {
         return Err(StatusCode::NOT_FOUND);
     };
@@ -96,7 +102,7 @@ async fn tenant_db(pool: &sqlx::PgPool, site: Site) -> Result<TenantDb, StatusCo
 }
 
 async fn list(
-    Extension(pool): Extension<sqlx::PgPool>,
+    Extension(pool): Extension<TenantPool>,
     Extension(site): Extension<Site>,
     session: Session,
 ) -> Result<Html<String>, StatusCode> {
@@ -135,7 +141,7 @@ struct NewNote {
 }
 
 async fn add(
-    Extension(pool): Extension<sqlx::PgPool>,
+    Extension(pool): Extension<TenantPool>,
     Extension(site): Extension<Site>,
     session: Session,
     Form(note): Form<NewNote>,

@@ -82,13 +82,17 @@ pub fn router(state: AppState) -> Router {
 /// token; an Origin check for unsafe methods; the request body limit (413).
 /// Error pages are rendered once, outside (see `router`).
 fn site_layers(router: Router, state: &AppState) -> Router {
-    let sessions = SessionManagerLayer::new(SiteSessionStore::new(state.pool.clone(), SESSIONS))
-        .with_name("tenantry_session")
-        .with_http_only(true)
-        .with_same_site(SameSite::Lax)
-        // `Secure` is added per request when a trusted proxy says https.
-        .with_secure(false)
-        .with_expiry(Expiry::OnInactivity(SESSION_LIFETIME));
+    let sessions = SessionManagerLayer::new(SiteSessionStore::with_pools(
+        state.pool.clone(),
+        state.tenants.clone(),
+        SESSIONS,
+    ))
+    .with_name("tenantry_session")
+    .with_http_only(true)
+    .with_same_site(SameSite::Lax)
+    // `Secure` is added per request when a trusted proxy says https.
+    .with_secure(false)
+    .with_expiry(Expiry::OnInactivity(SESSION_LIFETIME));
     let key = state.csrf.clone();
     router
         .route_layer(middleware::from_fn(crate::metrics::route_label))

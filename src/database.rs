@@ -81,7 +81,11 @@ pub fn pool(url: &str, size: u32) -> Result<PgPool> {
     let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
     let options = options
         .application_name("tenantry")
-        .statement_cache_capacity(256);
+        // Per connection: with tenant-affine connections (`tenancy::affinity`)
+        // each serves a share of the tenants, and this many statements hold
+        // the board's statements of about 340 of them. It also bounds the
+        // plans a backend keeps (a few dozen KiB each).
+        .statement_cache_capacity(1024);
     Ok(PgPoolOptions::new()
         .max_connections(size.max(1))
         .min_connections(0)

@@ -134,6 +134,10 @@ async fn record_gauges(state: &AppState) -> Result<(), sqlx::Error> {
     metrics::gauge!("tenantry_db_pool_connections").set(f64::from(pool.size()));
     metrics::gauge!("tenantry_db_pool_idle").set(pool.num_idle() as f64);
     metrics::gauge!("tenantry_db_pool_max").set(f64::from(pool.options().get_max_connections()));
+    let (open, idle) = state.tenants.size();
+    metrics::gauge!("tenantry_db_tenant_pool_connections").set(f64::from(open));
+    metrics::gauge!("tenantry_db_tenant_pool_idle").set(idle as f64);
+    metrics::gauge!("tenantry_db_tenant_pool_max").set(state.tenants.slots() as f64);
     metrics::gauge!("tenantry_registry_tenants").set(state.registry.len() as f64);
     metrics::gauge!("tenantry_registry_refresh_age_seconds")
         .set(state.registry.since_refresh().as_secs_f64());

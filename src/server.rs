@@ -7,11 +7,13 @@ use tokio::net::TcpListener;
 use crate::config::{DbConfig, ServeConfig};
 use crate::database::Database;
 use crate::state::AppState;
-use crate::tenancy::TenantRegistry;
+use crate::tenancy::{TenantPool, TenantRegistry};
 
 pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     config.site.check().map_err(anyhow::Error::msg)?;
-    let db = Database::open(db_config, db_config.db_pool_size).await?;
+    let (public_size, tenant_slots) = split_pool(db_config.db_pool_size);
+    let db = Database::open(db_config, public_size).await?;
+    let tenants = TenantPool::beside(&db.pool, tenant_slots);
     let root = config.site.root_domain();
     let registry = TenantRegistry::start(
         db.pool.clone(),
@@ -25,7 +27,13 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     warn_if_no_super_admin(&db).await;
 
     let jobs = crate::jobs::serve_jobs(db.pool.clone(), registry.clone());
-    let state = AppState::new(db.pool.clone(), registry, config.site.clone()).await?;
+    let state = AppState::with_tenant_pool(
+        db.pool.clone(),
+        tenants.clone(),
+        registry,
+        config.site.clone(),
+    )
+    .await?;
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -40,11 +48,20 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     crate::http_server::serve(listener, app, config.connection_limits(), shutdown_signal()).await?;
     jobs.shutdown().await;
     tracing::info!("requests finished; closing the database pool");
+    tenants.close().await;
     db.pool.close().await;
     // Stops the managed cluster when we started it.
     drop(db);
     tracing::info!("shut down");
     Ok(())
+}
+
+/// The configured connections, shared out: a quarter (at least one) for the
+/// catalogue, the control panel and jobs, the rest (at least one) for
+/// tenants' pages, each tenant on its own share of them.
+fn split_pool(size: u32) -> (u32, u32) {
+    let public = (size / 4).max(1);
+    (public, size.saturating_sub(public).max(1))
 }
 
 async fn warn_if_no_super_admin(db: &Database) {

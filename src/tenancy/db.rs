@@ -14,6 +14,7 @@ use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgRow};
 use sqlx::query::{Query, QueryAs, QueryScalar};
 use sqlx::{AssertSqlSafe, FromRow, Postgres, Transaction};
 
+use super::affinity::{InFlight, TenantPool};
 use super::schema::SchemaName;
 use super::tenant::Tenant;
 
@@ -66,14 +67,6 @@ pub fn begin_sql(schema: &SchemaName) -> String {
     format!("BEGIN; SET LOCAL search_path TO {}", schema.quoted())
 }
 
-/// Opens a transaction on `pool` pinned to `schema`.
-pub async fn begin_in_schema(
-    pool: &PgPool,
-    schema: &SchemaName,
-) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-    begin_on_live_connection(pool, || begin_sql(schema)).await
-}
-
 /// Opens a transaction with `begin()` as its first statement, passing over
 /// pooled connections that turn out to be dead.
 ///
@@ -104,7 +97,7 @@ pub async fn begin_public(pool: &PgPool) -> Result<Transaction<'static, Postgres
 }
 
 /// An error that means the connection itself is gone, not the query.
-fn is_dead_connection(e: &sqlx::Error) -> bool {
+pub(super) fn is_dead_connection(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Io(_) => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| c.starts_with("57P")),
@@ -113,17 +106,23 @@ fn is_dead_connection(e: &sqlx::Error) -> bool {
     }
 }
 
-/// A transaction in the current tenant's schema. Dropped without
-/// [`TenantDb::commit`], it rolls back.
+/// A transaction in the current tenant's schema, on one of the tenant's
+/// own connections (see `affinity`). Dropped without [`TenantDb::commit`],
+/// it rolls back.
 pub struct TenantDb {
     tx: Transaction<'static, Postgres>,
     tenant: Arc<Tenant>,
+    _in_flight: InFlight,
 }
 
 impl TenantDb {
-    pub async fn begin(pool: &PgPool, tenant: Arc<Tenant>) -> Result<TenantDb, sqlx::Error> {
-        let tx = begin_in_schema(pool, &tenant.schema).await?;
-        Ok(TenantDb { tx, tenant })
+    pub async fn begin(pool: &TenantPool, tenant: Arc<Tenant>) -> Result<TenantDb, sqlx::Error> {
+        let (tx, in_flight) = pool.begin(&tenant).await?;
+        Ok(TenantDb {
+            tx,
+            tenant,
+            _in_flight: in_flight,
+        })
     }
 
     pub fn conn(&mut self) -> &mut PgConnection {
@@ -182,7 +181,7 @@ impl TenantDb {
     /// writes that depend on it must check again (or use constraints).
     pub async fn without_connection<T>(
         self,
-        pool: &PgPool,
+        pool: &TenantPool,
         work: impl Future<Output = T>,
     ) -> Result<(TenantDb, T), sqlx::Error> {
         let tenant = self.tenant.clone();

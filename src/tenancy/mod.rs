@@ -4,6 +4,7 @@
 //! a profile (`registry::ProfileColumns`), with its migrations
 //! (`migrate`) and its provisioning rows (`provision::Provisioning::conn`).
 
+pub mod affinity;
 pub mod db;
 pub mod host;
 pub mod migrate;
@@ -16,6 +17,7 @@ pub mod sessions;
 pub mod sql_split;
 pub mod tenant;
 
+pub use affinity::TenantPool;
 pub use db::{PublicDb, TenantDb};
 pub use registry::TenantRegistry;
 pub use schema::{SchemaName, Slug};

@@ -21,7 +21,8 @@ use tower_sessions::SessionStore;
 use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
-use super::db::{begin_in_schema, begin_public, prepared_statements};
+use super::affinity::{InFlight, TenantPool};
+use super::db::{begin_public, prepared_statements};
 use super::registry::{Site, TenantRegistry};
 use super::resolve::current_site;
 use super::schema::SchemaName;
@@ -41,19 +42,36 @@ pub struct SessionConfig {
 #[derive(Clone, Debug)]
 pub struct SiteSessionStore {
     pool: PgPool,
+    tenants: TenantPool,
     config: SessionConfig,
 }
 
 impl SiteSessionStore {
+    /// A store whose tenant sessions go through `tenants`, the connections
+    /// the tenants' pages use (so a session is read on a warm backend).
+    pub fn with_pools(
+        pool: PgPool,
+        tenants: TenantPool,
+        config: SessionConfig,
+    ) -> SiteSessionStore {
+        SiteSessionStore {
+            pool,
+            tenants,
+            config,
+        }
+    }
+
+    /// A store with tenant connections of its own, as many as `pool` holds.
     pub fn new(pool: PgPool, config: SessionConfig) -> SiteSessionStore {
-        SiteSessionStore { pool, config }
+        let tenants = TenantPool::beside(&pool, pool.options().get_max_connections());
+        SiteSessionStore::with_pools(pool, tenants, config)
     }
 
     /// A transaction for the site in scope and the name of its sessions
     /// table. Tenant transactions are pinned to the tenant's schema like any
     /// `TenantDb` (and PgBouncer's transaction mode keeps each one on one
     /// server connection).
-    async fn begin(&self) -> Result<(Transaction<'static, Postgres>, Table)> {
+    async fn begin(&self) -> Result<(Transaction<'static, Postgres>, Table, Option<InFlight>)> {
         match current_site() {
             Some(Site::ControlPanel) => {
                 let Some(table) = self.config.root_table else {
@@ -61,12 +79,13 @@ impl SiteSessionStore {
                         "this application keeps no sessions on the root site".into(),
                     ));
                 };
-                Ok((begin_public(&self.pool).await.map_err(backend)?, Table::Root(table)))
+                let tx = begin_public(&self.pool).await.map_err(backend)?;
+                Ok((tx, Table::Root(table), None))
             }
-            Some(Site::Tenant(t)) => Ok((
-                begin_in_schema(&self.pool, &t.schema).await.map_err(backend)?,
-                Table::Tenant(t.schema.clone()),
-            )),
+            Some(Site::Tenant(t)) => {
+                let (tx, in_flight) = self.tenants.begin(&t).await.map_err(backend)?;
+                Ok((tx, Table::Tenant(t.schema.clone()), Some(in_flight)))
+            }
             None => Err(Error::Backend(
                 "session store used with no site in scope (was a Session moved into a spawned task?)"
                     .into(),
@@ -130,7 +149,7 @@ fn data_json(record: &Record) -> Result<serde_json::Value> {
 #[async_trait]
 impl SessionStore for SiteSessionStore {
     async fn create(&self, record: &mut Record) -> Result<()> {
-        let (mut tx, table) = self.begin().await?;
+        let (mut tx, table, _in_flight) = self.begin().await?;
         let data = data_json(record)?;
         loop {
             let inserted = sqlx::query(table.sql(
@@ -158,7 +177,7 @@ impl SessionStore for SiteSessionStore {
     /// while a request of it was in flight (logout elsewhere, deactivation, a
     /// password change) stays ended when that request saves at its end.
     async fn save(&self, record: &Record) -> Result<()> {
-        let (mut tx, table) = self.begin().await?;
+        let (mut tx, table, _in_flight) = self.begin().await?;
         sqlx::query(
             table.sql("UPDATE {t} SET data = $2, expiry_date = $3, owner_id = $4 WHERE id = $1"),
         )
@@ -174,7 +193,7 @@ impl SessionStore for SiteSessionStore {
     }
 
     async fn load(&self, id: &Id) -> Result<Option<Record>> {
-        let (mut tx, table) = self.begin().await?;
+        let (mut tx, table, _in_flight) = self.begin().await?;
         let row: Option<(serde_json::Value, OffsetDateTime)> = sqlx::query_as(
             table.sql("SELECT data, expiry_date FROM {t} WHERE id = $1 AND expiry_date > now()"),
         )
@@ -197,7 +216,7 @@ impl SessionStore for SiteSessionStore {
     }
 
     async fn delete(&self, id: &Id) -> Result<()> {
-        let (mut tx, table) = self.begin().await?;
+        let (mut tx, table, _in_flight) = self.begin().await?;
         sqlx::query(table.sql("DELETE FROM {t} WHERE id = $1"))
             .persistent(prepared_statements())
             .bind(id.to_string())

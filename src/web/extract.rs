@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use sqlx::PgPool;
 
 use super::AppError;
-use crate::tenancy::{PublicDb, Site, TenantDb};
+use crate::tenancy::{PublicDb, Site, TenantDb, TenantPool};
 
 /// The site the dispatcher resolved for this request.
 impl<S: Send + Sync> FromRequestParts<S> for Site {
@@ -25,7 +25,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Site {
 /// The request's transaction, pinned to its tenant's schema.
 impl<S> FromRequestParts<S> for TenantDb
 where
-    PgPool: FromRef<S>,
+    TenantPool: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = AppError;
@@ -36,7 +36,7 @@ where
                 "TenantDb used outside a tenant site"
             )));
         };
-        let pool = PgPool::from_ref(state);
+        let pool = TenantPool::from_ref(state);
         Ok(TenantDb::begin(&pool, tenant.clone()).await?)
     }
 }

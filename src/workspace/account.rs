@@ -1,12 +1,12 @@
 //! The signed-in user's own account: who they are, and a password change.
 
+use crate::tenancy::TenantPool;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use sqlx::PgPool;
 
 use super::member::{Member, WorkspaceNav};
 use crate::password;
@@ -68,7 +68,7 @@ pub struct PasswordForm {
 /// session of the user.
 pub async fn change_password(
     page: Page,
-    State(pool): State<PgPool>,
+    State(tenants): State<TenantPool>,
     mut member: Member,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
@@ -90,7 +90,7 @@ pub async fn change_password(
         };
         (current_ok, hash)
     };
-    let (db, (current_ok, hash)) = member.db.without_connection(&pool, hashing).await?;
+    let (db, (current_ok, hash)) = member.db.without_connection(&tenants, hashing).await?;
     member.db = db;
     if !current_ok {
         errors.add("current_password", "That is not your current password.");

@@ -102,7 +102,7 @@ pub async fn login(
     let found: Option<(i64, String, bool)> = if email.is_empty() || email.len() > 254 {
         None
     } else {
-        let mut db = TenantDb::begin(&state.pool, tenant.clone()).await?;
+        let mut db = TenantDb::begin(&state.tenants, tenant.clone()).await?;
         db.query_as("SELECT id, password_hash, active FROM users WHERE lower(email) = $1")
             .bind(&email)
             .fetch_optional(db.conn())

@@ -9,11 +9,10 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
-use sqlx::PgPool;
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
-use crate::tenancy::{Site, TenantDb};
+use crate::tenancy::{Site, TenantDb, TenantPool};
 use crate::web::AppError;
 use crate::web::auth::{SESSION_LIFETIME, sign_in_location};
 
@@ -56,7 +55,7 @@ pub struct TenantAdmin(pub Member);
 
 impl<S> FromRequestParts<S> for Member
 where
-    PgPool: FromRef<S>,
+    TenantPool: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = AppError;
@@ -72,7 +71,7 @@ where
         let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
             return Err(AppError::NotFound);
         };
-        let pool = PgPool::from_ref(state);
+        let pool = TenantPool::from_ref(state);
         let mut db = TenantDb::begin(&pool, tenant).await?;
         // The store copies the session's owner into `tenantry_sessions.owner_id`, so the
         // session and its user are found together.
@@ -109,7 +108,7 @@ where
 
 impl<S> FromRequestParts<S> for TenantAdmin
 where
-    PgPool: FromRef<S>,
+    TenantPool: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = AppError;

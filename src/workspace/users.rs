@@ -14,7 +14,7 @@ use super::auth::Empty;
 use super::member::{TenantAdmin, WorkspaceNav, parse_id};
 use crate::password;
 use crate::tenancy::sessions::end_sessions_of;
-use crate::tenancy::{Tenant, TenantDb, db};
+use crate::tenancy::{Tenant, TenantDb, TenantPool, db};
 use crate::web::{AppError, Chrome, CsrfForm, FieldErrors, Flash, IncomingFlash, Page};
 
 #[derive(Debug, sqlx::FromRow)]
@@ -106,10 +106,14 @@ pub async fn list(page: Page, mut admin: TenantAdmin) -> Result<impl IntoRespons
 /// written in a public transaction of its own, so user admin never writes
 /// across schemas in one transaction (with Citus the two live on different
 /// nodes). Counted after the commit, so it includes concurrent changes.
-async fn refresh_user_count(pool: &PgPool, tenant: Arc<Tenant>) -> Result<(), AppError> {
+async fn refresh_user_count(
+    pool: &PgPool,
+    tenants: &TenantPool,
+    tenant: Arc<Tenant>,
+) -> Result<(), AppError> {
     let id = tenant.id;
     let count: i64 = {
-        let mut db = TenantDb::begin(pool, tenant).await?;
+        let mut db = TenantDb::begin(tenants, tenant).await?;
         db.query_scalar("SELECT count(*) FROM users WHERE active")
             .fetch_one(db.conn())
             .await?
@@ -128,6 +132,7 @@ async fn refresh_user_count(pool: &PgPool, tenant: Arc<Tenant>) -> Result<(), Ap
 pub async fn create(
     page: Page,
     State(pool): State<PgPool>,
+    State(tenants): State<TenantPool>,
     mut admin: TenantAdmin,
     CsrfForm(form): CsrfForm<NewUserForm>,
 ) -> Result<Response, AppError> {
@@ -168,7 +173,7 @@ pub async fn create(
     let (db, hash) = admin
         .0
         .db
-        .without_connection(&pool, password::hash(form.password.clone()))
+        .without_connection(&tenants, password::hash(form.password.clone()))
         .await?;
     admin.0.db = db;
     let hash = hash?;
@@ -197,7 +202,7 @@ pub async fn create(
     }
     let tenant = admin.0.db.tenant().clone();
     admin.0.db.commit().await?;
-    refresh_user_count(&pool, tenant).await?;
+    refresh_user_count(&pool, &tenants, tenant).await?;
     Ok((
         Flash::success(format!("{name} can now sign in.")),
         Redirect::to("/admin/users"),
@@ -294,6 +299,7 @@ fn a_role(role: &str) -> &'static str {
 /// `POST /admin/users/{id}/deactivate`: ends their sessions at once.
 pub async fn deactivate(
     State(pool): State<PgPool>,
+    State(tenants): State<TenantPool>,
     TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(Empty {}): CsrfForm<Empty>,
@@ -319,7 +325,7 @@ pub async fn deactivate(
     end_sessions_of(db.conn(), id, None).await?;
     let tenant = member.db.tenant().clone();
     member.db.commit().await?;
-    refresh_user_count(&pool, tenant).await?;
+    refresh_user_count(&pool, &tenants, tenant).await?;
     let flash = Flash::success(format!("{name} was deactivated and signed out."));
     if id == member.user.id {
         return Ok((flash, Redirect::to("/login")).into_response());
@@ -330,6 +336,7 @@ pub async fn deactivate(
 /// `POST /admin/users/{id}/reactivate`.
 pub async fn reactivate(
     State(pool): State<PgPool>,
+    State(tenants): State<TenantPool>,
     TenantAdmin(mut member): TenantAdmin,
     Path(raw): Path<String>,
     CsrfForm(Empty {}): CsrfForm<Empty>,
@@ -346,6 +353,6 @@ pub async fn reactivate(
         .await?;
     let tenant = member.db.tenant().clone();
     member.db.commit().await?;
-    refresh_user_count(&pool, tenant).await?;
+    refresh_user_count(&pool, &tenants, tenant).await?;
     Ok(back(Flash::success(format!("{name} can sign in again."))))
 }

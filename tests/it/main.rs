@@ -4,6 +4,7 @@
 mod harness;
 
 mod abuse;
+mod affinity;
 mod bad_moments;
 mod battery;
 

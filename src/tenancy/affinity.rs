@@ -1,0 +1,151 @@
+//! Tenant-affine connections: each tenant has a home connection, so each
+//! PostgreSQL backend serves a stable share of the tenants.
+//!
+//! A backend keeps what it learns about a schema (catalogue entries, the
+//! plans of its prepared statements) for as long as it lives. A backend that
+//! serves every tenant in turn holds all of them — its memory grows with the
+//! number of tenants, and with a bounded statement cache it re-prepares
+//! nearly every statement once the busy tenants outnumber what the cache
+//! holds. So tenant transactions run on `N` one-connection pools ("slots"),
+//! and a tenant's requests go to its home slot: with 10,000 busy tenants and
+//! 16 slots, each backend sees 625 of them, always the same ones.
+//!
+//! One tenant's burst must not queue on one connection, though: a tenant's
+//! share widens with its own load. A request that finds `k` others of its
+//! tenant in flight may take any idle slot among the `k + 1` from the home
+//! slot on, and otherwise waits for the `(k + 1)`-th. Many tenants with a
+//! request or two each stay at home; one tenant with sixteen requests in
+//! flight spreads over sixteen slots.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
+
+use super::db::{begin_on_live_connection, begin_sql, is_dead_connection};
+use super::tenant::Tenant;
+
+/// Counters of requests in flight, by a hash of the tenant (a collision
+/// only widens two tenants' share a little).
+const LOAD_BUCKETS: usize = 4096;
+
+/// The tenant-affine connections of one database.
+#[derive(Clone, Debug)]
+pub struct TenantPool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    slots: Box<[PgPool]>,
+    load: Box<[AtomicU32]>,
+}
+
+/// Holds a tenant's place in its load count while its transaction lives.
+#[derive(Debug)]
+pub struct InFlight {
+    pool: Arc<Inner>,
+    bucket: usize,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.pool.load[self.bucket].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl TenantPool {
+    /// `slots` one-connection pools with the settings of `like` (its
+    /// connect options, lifetimes and checks), opened lazily.
+    pub fn beside(like: &PgPool, slots: u32) -> TenantPool {
+        let options: PgPoolOptions = like.options().clone().max_connections(1).min_connections(0);
+        let connect = (*like.connect_options()).clone();
+        let slots = (0..slots.max(1))
+            .map(|_| options.clone().connect_lazy_with(connect.clone()))
+            .collect();
+        TenantPool {
+            inner: Arc::new(Inner {
+                slots,
+                load: (0..LOAD_BUCKETS).map(|_| AtomicU32::new(0)).collect(),
+            }),
+        }
+    }
+
+    /// Opens a transaction pinned to `tenant`'s schema on one of its slots.
+    pub async fn begin(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<(Transaction<'static, Postgres>, InFlight), sqlx::Error> {
+        let slots = &self.inner.slots;
+        let n = slots.len();
+        let hash = mix(tenant.id as u64);
+        let home = (hash % n as u64) as usize;
+        let bucket = ((hash >> 32) % LOAD_BUCKETS as u64) as usize;
+        let others = self.inner.load[bucket].fetch_add(1, Ordering::Relaxed) as usize;
+        let in_flight = InFlight {
+            pool: self.inner.clone(),
+            bucket,
+        };
+        let width = (others + 1).min(n);
+        let sql = || begin_sql(&tenant.schema);
+        for i in 0..width {
+            let slot = &slots[(home + i) % n];
+            match slot.try_begin_with(AssertSqlSafe(sql())).await {
+                Ok(Some(tx)) => return Ok((tx, in_flight)),
+                Ok(None) => {}
+                // An idle connection the database closed: its slot opens a
+                // new one for whoever waits on it next.
+                Err(e) if is_dead_connection(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let slot = &slots[(home + others) % n];
+        let tx = begin_on_live_connection(slot, sql).await?;
+        Ok((tx, in_flight))
+    }
+
+    /// Connections open, and idle, over all slots.
+    pub fn size(&self) -> (u32, usize) {
+        self.inner.slots.iter().fold((0, 0), |(open, idle), s| {
+            (open + s.size(), idle + s.num_idle())
+        })
+    }
+
+    /// How many slots (the most connections this pool opens).
+    pub fn slots(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    pub async fn close(&self) {
+        for slot in &self.inner.slots {
+            slot.close().await;
+        }
+    }
+}
+
+/// A 64-bit mix (splitmix64's finaliser): consecutive tenant ids land on
+/// unrelated slots and buckets.
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mix;
+
+    #[test]
+    fn tenants_spread_evenly_over_slots() {
+        let mut per_slot = [0u32; 16];
+        for id in 1..=10_000u64 {
+            per_slot[(mix(id) % 16) as usize] += 1;
+        }
+        let (min, max) = (
+            per_slot.iter().min().unwrap(),
+            per_slot.iter().max().unwrap(),
+        );
+        assert!(*min > 550 && *max < 700, "{per_slot:?}");
+    }
+}
