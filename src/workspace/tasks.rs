@@ -26,9 +26,13 @@ pub async fn create(
     match validate(&mut member.db, &form, None).await? {
         Ok(task) => {
             let db = &mut member.db;
+            // The task and its column's count, in one statement.
             db.query(
-                "INSERT INTO tasks (title, description, status, assignee_id, due_date, created_by)
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "WITH added AS (
+                    INSERT INTO tasks (title, description, status, assignee_id, due_date, created_by)
+                    VALUES ($1, $2, $3, $4, $5, $6)
+                    RETURNING status)
+                 UPDATE task_counts c SET n = c.n + 1 FROM added WHERE c.status = added.status",
             )
             .bind(&task.title)
             .bind(&task.description)
@@ -150,9 +154,14 @@ pub async fn update(
         Ok(valid) => {
             let db = &mut member.db;
             db.query(
-                "UPDATE tasks SET title = $2, description = $3, status = $4, assignee_id = $5,
-                        due_date = $6, updated_at = now()
-                  WHERE id = $1",
+                "WITH old AS (SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE),
+                      saved AS (
+                        UPDATE tasks t SET title = $2, description = $3, status = $4,
+                               assignee_id = $5, due_date = $6, updated_at = now()
+                          FROM old WHERE t.id = old.id
+                        RETURNING old.status AS was, t.status AS now)
+                 UPDATE task_counts c SET n = c.n + CASE WHEN c.status = s.now THEN 1 ELSE -1 END
+                   FROM saved s WHERE s.was <> s.now AND c.status IN (s.was, s.now)",
             )
             .bind(id)
             .bind(&valid.title)
@@ -189,13 +198,25 @@ pub async fn move_task(
         return Ok(StatusCode::UNPROCESSABLE_ENTITY.into_response());
     };
     let db = &mut member.db;
-    let moved = db
-        .query("UPDATE tasks SET status = $2, updated_at = now() WHERE id = $1")
+    // The old status is read under the row's lock, so two moves of one task
+    // at once count right.
+    let moved: i64 = db
+        .query_scalar(
+            "WITH old AS (SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE),
+                  moved AS (
+                    UPDATE tasks t SET status = $2, updated_at = now()
+                      FROM old WHERE t.id = old.id
+                    RETURNING old.status AS was, t.status AS now),
+                  counted AS (
+                    UPDATE task_counts c SET n = c.n + CASE WHEN c.status = m.now THEN 1 ELSE -1 END
+                      FROM moved m WHERE m.was <> m.now AND c.status IN (m.was, m.now))
+             SELECT count(*) FROM moved",
+        )
         .bind(id)
         .bind(status)
-        .execute(db.conn())
+        .fetch_one(db.conn())
         .await?;
-    if moved.rows_affected() == 0 {
+    if moved == 0 {
         return Err(AppError::NotFound);
     }
     member.db.commit().await?;
@@ -238,12 +259,17 @@ pub async fn delete(
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
     let db = &mut member.db;
-    let deleted = db
-        .query("DELETE FROM tasks WHERE id = $1")
+    let deleted: i64 = db
+        .query_scalar(
+            "WITH gone AS (DELETE FROM tasks WHERE id = $1 RETURNING status),
+                  counted AS (
+                    UPDATE task_counts c SET n = c.n - 1 FROM gone WHERE c.status = gone.status)
+             SELECT count(*) FROM gone",
+        )
         .bind(id)
-        .execute(db.conn())
+        .fetch_one(db.conn())
         .await?;
-    if deleted.rows_affected() == 0 {
+    if deleted == 0 {
         return Err(AppError::NotFound);
     }
     member.db.commit().await?;

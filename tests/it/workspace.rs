@@ -1318,7 +1318,10 @@ async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
     sqlx::raw_sql(
         "INSERT INTO t_acme.tasks (title, status, created_at)
          SELECT 'Finished ' || n, 'done', now() - n * interval '1 minute' FROM generate_series(1, 105) n;
-         INSERT INTO t_acme.tasks (title, status) VALUES ('Open one', 'todo');",
+         INSERT INTO t_acme.tasks (title, status) VALUES ('Open one', 'todo');
+         -- Rows written behind the app's back: bring the counts it keeps along.
+         UPDATE t_acme.task_counts c
+            SET n = (SELECT count(*) FROM t_acme.tasks t WHERE t.status = c.status);",
     )
     .execute(&app.db.pool)
     .await
@@ -1398,4 +1401,123 @@ async fn a_logo_brands_the_pages_and_the_favicon() {
         .await
         .unwrap();
     assert!(!login.contains("/brand/logo"));
+}
+
+/// The count in each column's heading: To do, Doing, Done.
+fn column_counts(board: &str) -> [usize; 3] {
+    ["todo", "doing", "done"].map(|status| {
+        let column = board
+            .find(&format!("class=\"column column-{status}\""))
+            .unwrap_or_else(|| panic!("no {status} column"));
+        let label = &board[column..];
+        let start = label.find("aria-label=\"").unwrap() + "aria-label=\"".len();
+        let digits: String = label[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().unwrap()
+    })
+}
+
+/// What `task_counts` holds against a count of the rows themselves.
+async fn stored_counts(db: &TestDb) -> (Vec<(String, i64)>, Vec<(String, i64)>) {
+    let kept = sqlx::query_as("SELECT status, n FROM t_acme.task_counts ORDER BY status")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    let counted = sqlx::query_as(
+        "SELECT s.status, (SELECT count(*) FROM t_acme.tasks t WHERE t.status = s.status)
+           FROM t_acme.task_counts s ORDER BY s.status",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    (kept, counted)
+}
+
+#[tokio::test]
+async fn column_counts_follow_every_change_to_a_task() {
+    let app = two_tenants().await;
+    let (client, _) = admin_of(&app, ACME, "acme").await;
+    let board = || async { get(&client, &app, ACME, "/").await.text().await.unwrap() };
+    assert_eq!(column_counts(&board().await), [0, 0, 0]);
+    for (title, status) in [("A", "todo"), ("B", "todo"), ("C", "doing")] {
+        let created = app
+            .post_form(
+                &client,
+                ACME,
+                "/",
+                "/tasks",
+                &[("title", title), ("status", status)],
+            )
+            .await;
+        assert_eq!(created.status(), StatusCode::SEE_OTHER);
+    }
+    assert_eq!(column_counts(&board().await), [2, 1, 0]);
+    let id = |title: &'static str| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>("SELECT id FROM t_acme.tasks WHERE title = $1")
+                .bind(title)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let (a, b, c) = (id("A").await, id("B").await, id("C").await);
+    let move_to = |task: i64, status: &'static str| {
+        let path = format!("/tasks/{task}/move");
+        let client = client.clone();
+        let app = &app;
+        async move {
+            app.post_form(&client, ACME, "/", &path, &[("status", status)])
+                .await
+                .status()
+        }
+    };
+    assert_eq!(move_to(a, "done").await, StatusCode::SEE_OTHER);
+    assert_eq!(column_counts(&board().await), [1, 1, 1]);
+    assert_eq!(
+        move_to(a, "done").await,
+        StatusCode::SEE_OTHER,
+        "a move to where it is"
+    );
+    assert_eq!(column_counts(&board().await), [1, 1, 1]);
+    let edit = format!("/tasks/{b}");
+    let saved = app
+        .post_form(
+            &client,
+            ACME,
+            &edit,
+            &edit,
+            &[("title", "B"), ("status", "doing")],
+        )
+        .await;
+    assert_eq!(saved.status(), StatusCode::SEE_OTHER);
+    assert_eq!(column_counts(&board().await), [0, 2, 1]);
+    let deleted = app
+        .post_form(&client, ACME, "/", &format!("/tasks/{c}/delete"), &[])
+        .await;
+    assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(column_counts(&board().await), [0, 1, 1]);
+
+    // Moves of one task racing each other still leave the counts true.
+    let racing: Vec<_> = (0..12)
+        .map(|n| move_to(a, ["todo", "doing", "done"][n % 3]))
+        .collect();
+    for status in futures_util::future::join_all(racing).await {
+        assert_eq!(status, StatusCode::SEE_OTHER);
+    }
+    let (kept, counted) = stored_counts(&app.db).await;
+    assert_eq!(kept, counted);
+    let shown = column_counts(&board().await);
+    assert_eq!(shown.iter().sum::<usize>(), 2);
+    assert_eq!(globex_untouched(&app.db).await, 0);
+}
+
+async fn globex_untouched(db: &TestDb) -> i64 {
+    sqlx::query_scalar("SELECT sum(n)::bigint FROM t_globex.task_counts")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
