@@ -7,6 +7,7 @@
 //! - [`branding`]: the branding editor (multipart, with a logo upload)
 //! - [`preview`]: the branded header preview the create and branding forms show
 //! - [`domains`]: custom domains
+//! - [`impersonate`]: opening a tenant's workspace as one of its users
 //! - [`nodes`]: the database nodes, their tenants and sizes, and rebalancing
 //! - [`audit`]: writing and listing the audit log
 
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod branding;
 pub mod domains;
+pub mod impersonate;
 pub mod nodes;
 pub mod preview;
 pub mod tenants;
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             post(tenants::status::reactivate),
         )
         .route("/tenants/{slug}/delete", post(tenants::status::delete))
+        .route("/tenants/{slug}/impersonate", post(impersonate::start))
         .route(
             "/tenants/{slug}/move",
             post(tenants::placement::move_tenant),

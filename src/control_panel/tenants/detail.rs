@@ -13,6 +13,7 @@ use super::placement::Placement;
 use crate::branding::Color;
 use crate::control_panel::audit::{self, AuditRow};
 use crate::control_panel::branding::BrandingValues;
+use crate::control_panel::impersonate::{self, ActiveUser};
 use crate::control_panel::preview::Preview;
 use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks};
 use crate::state::AppState;
@@ -111,6 +112,8 @@ pub struct DetailPage {
     recent: Vec<AuditRow>,
     placement: Placement,
     links: TenantLinks,
+    /// Whom the workspace can be opened as.
+    active_users: Vec<ActiveUser>,
     branding: BrandingValues,
     preview: Preview,
     domain_value: String,
@@ -157,6 +160,11 @@ pub async fn detail_page(
     let recent = audit::newest(&mut tx, Some(slug.as_str()), None, 8).await?;
     drop(tx);
     let placement = Placement::load(&state.pool, &t.schema_name).await?;
+    let active_users = if t.is_suspended() {
+        Vec::new()
+    } else {
+        impersonate::active_users(state, slug.as_str()).await?
+    };
     let branding = forms.branding.unwrap_or_else(|| BrandingValues {
         display_name: t.display_name.clone(),
         primary_color: t.primary_color.clone(),
@@ -185,6 +193,7 @@ pub async fn detail_page(
         recent,
         placement,
         links: TenantLinks::new(&state.site, headers),
+        active_users,
         domain_value: forms.domain,
         confirm_value: forms.confirm_slug,
         errors: forms.errors,
