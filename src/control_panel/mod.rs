@@ -168,6 +168,15 @@ impl TenantLinks {
     pub fn url(&self, domain: &str) -> String {
         format!("{}//{domain}{}/", self.scheme, self.port)
     }
+
+    /// The site on `domain` as a CSP source (`[scheme://]host[:port]`).
+    pub fn csp_source(&self, domain: &str) -> String {
+        if self.scheme.is_empty() {
+            format!("{domain}{}", self.port)
+        } else {
+            format!("{}//{domain}{}", self.scheme, self.port)
+        }
+    }
 }
 
 /// `:port` from the request's `Host`, or nothing.

@@ -345,12 +345,12 @@ pub async fn page(
     let rows: Vec<AccessRow> = db
         .query_as(
             "SELECT a.super_admin, a.user_name, a.user_email,
-                    to_char(a.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC'
+                    to_char(a.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC'
                         AS started,
                     to_char(a.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
                         AS started_iso,
                     to_char(coalesce(a.ended_at, a.expires_at) AT TIME ZONE 'UTC',
-                            'YYYY-MM-DD HH24:MI') || ' UTC' AS ended,
+                            'YYYY-MM-DD HH24:MI:SS') || ' UTC' AS ended,
                     CASE
                         WHEN a.ended_at IS NOT NULL THEN a.end_reason
                         WHEN a.expires_at <= now() THEN 'expired'

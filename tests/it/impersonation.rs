@@ -128,6 +128,13 @@ async fn a_link_opens_the_workspace_as_the_user_with_a_banner_and_end_deletes_it
 
     // The detail page offers the active users.
     let detail = get(&app, &panel, "localhost", "/tenants/acme").await;
+    // Browsers hold a form's redirect to `form-action`: this page lets its
+    // forms lead to acme's site, and only there.
+    let csp = detail.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    let allowed = format!("form-action 'self' {ACME}:{};", app.addr.port());
+    assert!(csp.contains(&allowed), "{csp}");
     let detail = detail.text().await.unwrap();
     assert!(detail.contains("action=\"/tenants/acme/impersonate\""));
     assert!(detail.contains(&format!("<option value=\"{jane}\">Jane Doe · {JANE}")));

@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::parse_slug;
@@ -133,6 +133,17 @@ impl DetailPage {
             .find(|d| d.is_default)
             .map_or("", |d| d.domain.as_str())
     }
+
+    /// The page, allowing its "Open as this user" form to be answered with
+    /// a redirect to the tenant's site (browsers apply the CSP's
+    /// `form-action` to a form's redirects too).
+    fn into_response_with_status(self, status: StatusCode) -> Response {
+        let source = self.links.csp_source(self.primary_domain());
+        match crate::web::security::csp_with_form_action(&source) {
+            Some(csp) => (status, [(header::CONTENT_SECURITY_POLICY, csp)], self).into_response(),
+            None => (status, self).into_response(),
+        }
+    }
 }
 
 /// Builds the detail page of `slug`, with `forms` as typed.
@@ -211,7 +222,7 @@ pub async fn invalid(
     forms: DetailForms,
 ) -> Result<Response, AppError> {
     let page = detail_page(state, admin, page.without_flash(), headers, slug, forms).await?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+    Ok(page.into_response_with_status(StatusCode::UNPROCESSABLE_ENTITY))
 }
 
 /// `GET /tenants/{slug}`.
@@ -221,9 +232,9 @@ pub async fn detail(
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<DetailPage, AppError> {
+) -> Result<Response, AppError> {
     let slug = parse_slug(&slug)?;
-    detail_page(
+    let page = detail_page(
         &state,
         &admin,
         page,
@@ -231,5 +242,6 @@ pub async fn detail(
         &slug,
         DetailForms::default(),
     )
-    .await
+    .await?;
+    Ok(page.into_response_with_status(StatusCode::OK))
 }
