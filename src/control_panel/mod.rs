@@ -195,3 +195,47 @@ fn port_suffix(headers: &axum::http::HeaderMap) -> String {
         .map(|p| format!(":{p}"))
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(public_url: Option<&str>) -> SiteConfig {
+        SiteConfig {
+            base_domain: "example.com".into(),
+            trust_proxy: false,
+            public_url: public_url.map(|u| u.parse().unwrap()),
+            metrics_token: None,
+        }
+    }
+
+    #[test]
+    fn tenant_links_and_their_csp_sources_follow_the_public_url_or_the_host() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::HOST,
+            "example.com:8080".parse().unwrap(),
+        );
+        let links = TenantLinks::new(&site(None), &headers);
+        assert_eq!(links.url("acme.example.com"), "//acme.example.com:8080/");
+        assert_eq!(
+            links.csp_source("acme.example.com"),
+            "acme.example.com:8080"
+        );
+
+        let links = TenantLinks::new(&site(Some("https://example.com")), &headers);
+        assert_eq!(links.url("acme.example.com"), "https://acme.example.com/");
+        assert_eq!(
+            links.csp_source("acme.example.com"),
+            "https://acme.example.com"
+        );
+        let csp = crate::web::security::csp_with_form_action(&links.csp_source("acme.example.com"))
+            .unwrap();
+        assert!(
+            csp.to_str()
+                .unwrap()
+                .contains("form-action 'self' https://acme.example.com;")
+        );
+        assert!(crate::web::security::csp_with_form_action("x; script-src *").is_none());
+    }
+}
