@@ -16,6 +16,7 @@ use sqlx::{AssertSqlSafe, Executor};
 use time::OffsetDateTime;
 use tower_sessions::{Expiry, Session};
 
+use super::auth::Empty;
 use super::member::{Member, TenantAdmin, WorkspaceNav};
 use crate::control_panel::audit;
 use crate::state::AppState;
@@ -215,9 +216,6 @@ async fn record_end(
     }
     Ok(())
 }
-
-#[derive(Deserialize)]
-pub struct Empty {}
 
 /// `POST /impersonation/end`, the banner's "End": records the end and
 /// deletes the session.
