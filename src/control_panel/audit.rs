@@ -24,6 +24,8 @@ pub const TENANT_REACTIVATE: &str = "tenant_reactivate";
 pub const TENANT_DELETE: &str = "tenant_delete";
 pub const TENANT_MOVE: &str = "tenant_move";
 pub const REBALANCE_START: &str = "rebalance_start";
+pub const IMPERSONATION_START: &str = "impersonation_start";
+pub const IMPERSONATION_END: &str = "impersonation_end";
 
 /// Writes one audit row on `conn` (schema-qualified, so it works on any
 /// search path, the provisioning transaction's included).
@@ -85,6 +87,8 @@ pub fn describe(action: &str) -> &'static str {
         TENANT_DELETE => "Deleted tenant",
         TENANT_MOVE => "Moved tenant",
         REBALANCE_START => "Started rebalance",
+        IMPERSONATION_START => "Opened workspace as user",
+        IMPERSONATION_END => "Ended impersonation",
         _ => "Other",
     }
 }

@@ -7,6 +7,7 @@
 //! - [`branding`]: the branding editor (multipart, with a logo upload)
 //! - [`preview`]: the branded header preview the create and branding forms show
 //! - [`domains`]: custom domains
+//! - [`impersonate`]: opening a tenant's workspace as one of its users
 //! - [`nodes`]: the database nodes, their tenants and sizes, and rebalancing
 //! - [`audit`]: writing and listing the audit log
 
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod branding;
 pub mod domains;
+pub mod impersonate;
 pub mod nodes;
 pub mod preview;
 pub mod tenants;
@@ -53,6 +55,7 @@ pub fn router(state: AppState) -> Router {
             post(tenants::status::reactivate),
         )
         .route("/tenants/{slug}/delete", post(tenants::status::delete))
+        .route("/tenants/{slug}/impersonate", post(impersonate::start))
         .route(
             "/tenants/{slug}/move",
             post(tenants::placement::move_tenant),
@@ -165,6 +168,15 @@ impl TenantLinks {
     pub fn url(&self, domain: &str) -> String {
         format!("{}//{domain}{}/", self.scheme, self.port)
     }
+
+    /// The site on `domain` as a CSP source (`[scheme://]host[:port]`).
+    pub fn csp_source(&self, domain: &str) -> String {
+        if self.scheme.is_empty() {
+            format!("{domain}{}", self.port)
+        } else {
+            format!("{}//{domain}{}", self.scheme, self.port)
+        }
+    }
 }
 
 /// `:port` from the request's `Host`, or nothing.
@@ -182,4 +194,48 @@ fn port_suffix(headers: &axum::http::HeaderMap) -> String {
         .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
         .map(|p| format!(":{p}"))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn site(public_url: Option<&str>) -> SiteConfig {
+        SiteConfig {
+            base_domain: "example.com".into(),
+            trust_proxy: false,
+            public_url: public_url.map(|u| u.parse().unwrap()),
+            metrics_token: None,
+        }
+    }
+
+    #[test]
+    fn tenant_links_and_their_csp_sources_follow_the_public_url_or_the_host() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            axum::http::header::HOST,
+            "example.com:8080".parse().unwrap(),
+        );
+        let links = TenantLinks::new(&site(None), &headers);
+        assert_eq!(links.url("acme.example.com"), "//acme.example.com:8080/");
+        assert_eq!(
+            links.csp_source("acme.example.com"),
+            "acme.example.com:8080"
+        );
+
+        let links = TenantLinks::new(&site(Some("https://example.com")), &headers);
+        assert_eq!(links.url("acme.example.com"), "https://acme.example.com/");
+        assert_eq!(
+            links.csp_source("acme.example.com"),
+            "https://acme.example.com"
+        );
+        let csp = crate::web::security::csp_with_form_action(&links.csp_source("acme.example.com"))
+            .unwrap();
+        assert!(
+            csp.to_str()
+                .unwrap()
+                .contains("form-action 'self' https://acme.example.com;")
+        );
+        assert!(crate::web::security::csp_with_form_action("x; script-src *").is_none());
+    }
 }

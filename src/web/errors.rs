@@ -43,11 +43,21 @@ pub enum AppError {
     },
     /// 503: the database is down or the pool exhausted; retry later.
     Unavailable,
+    /// 403 with a title and explanation of its own, for a refusal whose
+    /// reason the page must name (a one-time link that is no good).
+    Refused(Refusal),
     /// 500: anything unexpected, logged in full, shown as a plain page.
     Internal(anyhow::Error),
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+/// What the page of an [`AppError::Refused`] says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub title: &'static str,
+    pub message: &'static str,
+}
 
 /// What an error page says: the typed part of an [`AppError`], carried in
 /// the response's extensions to the [`error_pages`] layer.
@@ -65,6 +75,7 @@ pub enum ErrorKind {
     InvalidForm,
     TooManyRequests,
     Unavailable,
+    Refused(Refusal),
     Internal,
 }
 
@@ -91,7 +102,9 @@ impl ErrorKind {
         match self {
             ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
             ErrorKind::SignInRequired => StatusCode::UNAUTHORIZED,
-            ErrorKind::Forbidden | ErrorKind::Suspended => StatusCode::FORBIDDEN,
+            ErrorKind::Forbidden | ErrorKind::Suspended | ErrorKind::Refused(_) => {
+                StatusCode::FORBIDDEN
+            }
             ErrorKind::NotFound => StatusCode::NOT_FOUND,
             ErrorKind::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorKind::Timeout => StatusCode::REQUEST_TIMEOUT,
@@ -146,6 +159,7 @@ impl ErrorKind {
                 "Temporarily unavailable",
                 "We cannot reach the database right now. Please try again in a moment.",
             ),
+            ErrorKind::Refused(r) => (r.title, r.message),
             ErrorKind::Internal => (
                 "Something went wrong",
                 "An unexpected error occurred. It has been logged; please try again.",
@@ -187,6 +201,7 @@ impl AppError {
             AppError::InvalidForm => ErrorKind::InvalidForm,
             AppError::TooManyRequests { .. } => ErrorKind::TooManyRequests,
             AppError::Unavailable => ErrorKind::Unavailable,
+            AppError::Refused(r) => ErrorKind::Refused(*r),
             AppError::Internal(_) => ErrorKind::Internal,
         }
     }

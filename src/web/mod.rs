@@ -13,10 +13,11 @@ pub mod page;
 pub mod security;
 pub mod static_files;
 pub mod throttle;
+pub mod token;
 
 pub use chrome::Chrome;
 pub use csrf::CsrfToken;
-pub use errors::{AppError, AppResult};
+pub use errors::{AppError, AppResult, ErrorKind, Refusal};
 pub use flash::{Flash, IncomingFlash};
 pub use forms::{CsrfForm, FieldErrors};
 pub use page::Page;

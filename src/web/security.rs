@@ -9,6 +9,26 @@ use tower_http::set_header::SetResponseHeaderLayer;
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
+/// [`CSP`] with forms also allowed to lead to `source` (a CSP host source,
+/// such as `acme.example.com` or `https://acme.example.com:8443`), for a
+/// page whose form is answered with a redirect to another of our sites:
+/// browsers hold redirects after a form to `form-action` too. `None` if
+/// `source` cannot be a header value.
+pub fn csp_with_form_action(source: &str) -> Option<HeaderValue> {
+    let valid = !source.is_empty()
+        && source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:/[]".contains(&b));
+    if !valid {
+        return None;
+    }
+    let csp = CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {source}"),
+    );
+    HeaderValue::from_str(&csp).ok()
+}
+
 pub fn add_headers(router: Router) -> Router {
     let fixed: [(HeaderName, &'static str); 5] = [
         (header::CONTENT_SECURITY_POLICY, CSP),

@@ -72,6 +72,12 @@ pub async fn change_password(
     mut member: Member,
     CsrfForm(form): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
+    // Someone viewing the account from the control panel must not take it
+    // over: the page says so instead of showing the form.
+    if member.user.impersonated_by.is_some() {
+        let page = account_page(page.without_flash(), &member, FieldErrors::default());
+        return Ok((StatusCode::FORBIDDEN, page).into_response());
+    }
     let mut errors = FieldErrors::default();
     let db = &mut member.db;
     let stored: String = db

@@ -141,11 +141,16 @@ pub async fn login(
 #[derive(Deserialize)]
 pub struct Empty {}
 
-/// Deletes the session row at once and clears the cookie.
+/// Deletes the session row at once and clears the cookie (and records the
+/// end of an impersonation).
 pub async fn logout(
+    State(state): State<AppState>,
+    site: Site,
     session: Session,
+    ClientAddr(addr): ClientAddr,
     CsrfForm(Empty {}): CsrfForm<Empty>,
 ) -> Result<Response, AppError> {
+    super::impersonation::signing_out(&state, &site, &session, addr.as_deref()).await?;
     sign_out(&session).await?;
     Ok((
         Flash::success("You have signed out."),

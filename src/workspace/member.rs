@@ -23,6 +23,13 @@ pub struct User {
     pub email: String,
     pub display_name: String,
     pub role: String,
+    /// Set when this session is a super-admin's impersonation of the user
+    /// (see `impersonation`): that super-admin's email.
+    #[sqlx(default)]
+    pub impersonated_by: Option<String>,
+    /// The impersonation's row in `operator_access`, likewise.
+    #[sqlx(default)]
+    pub impersonation_id: Option<i64>,
 }
 
 impl User {
@@ -78,9 +85,13 @@ where
         let found: Option<Found> = db
             .query_as(
                 "SELECT u.id, u.email, u.display_name, u.role,
-                    s.expiry_date < now() + $2::interval AS stale
+                    s.expiry_date < now() + $2::interval AS stale,
+                    s.data->>'impersonated_by' AS impersonated_by,
+                    (s.data->>'impersonation_id')::bigint AS impersonation_id
                FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
-              WHERE s.id = $1 AND s.expiry_date > now() AND u.active",
+              WHERE s.id = $1 AND s.expiry_date > now() AND u.active
+                AND coalesce((s.data->>'impersonation_until')::bigint
+                             > extract(epoch FROM now()), true)",
             )
             .bind(session_id.to_string())
             .bind(REFRESH_AFTER_REMAINING)
@@ -88,7 +99,8 @@ where
             .await?;
         match found {
             Some(Found { user, stale }) => {
-                if stale {
+                // An impersonation ends at its fixed time: never renewed.
+                if stale && user.impersonated_by.is_none() {
                     // Sliding expiry without a write per request: once the
                     // session has used up half its life, renew it (the
                     // session layer saves it and re-sends the cookie).
@@ -128,8 +140,11 @@ where
 pub struct WorkspaceNav {
     pub user_name: String,
     pub is_admin: bool,
-    /// `board`, `users` or `account`: marks the current link.
+    /// `board`, `users`, `audit` or `account`: marks the current link.
     pub current: &'static str,
+    /// The super-admin viewing the workspace as this user, if any: every
+    /// page shows a banner saying so.
+    pub impersonated_by: Option<String>,
 }
 
 impl WorkspaceNav {
@@ -138,6 +153,7 @@ impl WorkspaceNav {
             user_name: user.display_name.clone(),
             is_admin: user.is_admin(),
             current,
+            impersonated_by: user.impersonated_by.clone(),
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The tenant app, served on each tenant's domains: sign-in, the task board,
-//! users and the account page. Every page is branded with the tenant's look.
+//! users, the account page, and impersonation by the operator's
+//! super-admins with its audit page. Every page is branded with the tenant's look.
 
 mod account;
 mod auth;
 mod board;
 mod brand;
 mod dates;
+pub mod impersonation;
 mod member;
 mod task_form;
 mod tasks;
@@ -50,6 +52,9 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/{id}/role", post(users::change_role))
         .route("/admin/users/{id}/deactivate", post(users::deactivate))
         .route("/admin/users/{id}/reactivate", post(users::reactivate))
+        .route("/impersonate", get(impersonation::redeem))
+        .route("/impersonation/end", post(impersonation::end))
+        .route("/audit", get(impersonation::page))
         .route_layer(middleware::from_fn(refuse_if_suspended));
     Router::new()
         .merge(pages)

@@ -53,6 +53,7 @@ async fn tenants_in_a_real_browser() {
     member_sees_the_board_but_not_admin_pages(&app, &member).await;
     member.close().await;
     second_tenant_shows_only_its_own(&app, &browser).await;
+    operator_views_a_workspace_as_a_member(&app, &browser).await;
     browser.close().await;
 }
 
@@ -397,6 +398,55 @@ async fn second_tenant_shows_only_its_own(app: &TestApp, b: &Browser) {
         b.style(".topbar", "background-color").await,
         rgb(ACME_PRIMARY)
     );
+}
+
+/// The super-admin opens acme as Mia from its page in the panel: every page
+/// of that session carries the banner; "End" closes it; acme's admin then
+/// sees the visit on the workspace's audit page.
+async fn operator_views_a_workspace_as_a_member(app: &TestApp, b: &Browser) {
+    let mia: i64 = sqlx::query_scalar("SELECT id FROM t_acme.users WHERE email = 'mia@acme.test'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    b.goto(&app.url("localhost", "/tenants/acme")).await;
+    b.wait_for_text("Open the workspace as a user").await;
+    b.select("#impersonate_user", &mia.to_string()).await;
+    b.click_text("Open as this user").await;
+    b.wait_for_text("Viewing as").await;
+    assert_eq!(b.path().await, "/");
+    let banner = b.text(".impersonation-banner").await;
+    assert!(
+        banner.contains("Viewing as Mia Member")
+            && banner.contains("signed in by root@tenantry.test from the control panel"),
+        "{banner}"
+    );
+    assert!(b.body().await.contains("Review the pricing page"));
+    b.check_page("impersonation-banner").await;
+    b.goto(&app.url("acme.localhost", "/account")).await;
+    b.wait_for_text("The password cannot be changed").await;
+    assert!(b.exists(".impersonation-banner").await);
+
+    b.click_text("End").await;
+    b.wait_for_text("no longer viewing the workspace as Mia Member")
+        .await;
+    assert_eq!(b.path().await, "/login");
+    assert!(!b.exists(".impersonation-banner").await);
+
+    b.fill("#email", "admin@acme.test").await;
+    b.fill("#password", PASSWORD).await;
+    b.click_text("Sign in").await;
+    b.wait_for_text("Welcome back.").await;
+    b.click_text("Audit").await;
+    b.wait_for_text("Operator access").await;
+    assert_eq!(b.path().await, "/audit");
+    let table = b.text("table").await;
+    assert!(
+        table.contains("root@tenantry.test")
+            && table.contains("Mia Member")
+            && table.contains("Ended from the banner"),
+        "{table}"
+    );
+    b.check_page("tenant-audit").await;
 }
 
 /// Loads `url` until its page says `text` (changes reach the registry

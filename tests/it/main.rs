@@ -14,6 +14,7 @@ mod connections;
 mod control_panel;
 mod faults;
 mod hostile;
+mod impersonation;
 mod isolation;
 mod metrics;
 mod migrations;

@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::parse_slug;
@@ -13,6 +13,7 @@ use super::placement::Placement;
 use crate::branding::Color;
 use crate::control_panel::audit::{self, AuditRow};
 use crate::control_panel::branding::BrandingValues;
+use crate::control_panel::impersonate::{self, ActiveUser};
 use crate::control_panel::preview::Preview;
 use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks};
 use crate::state::AppState;
@@ -111,6 +112,8 @@ pub struct DetailPage {
     recent: Vec<AuditRow>,
     placement: Placement,
     links: TenantLinks,
+    /// Whom the workspace can be opened as.
+    active_users: Vec<ActiveUser>,
     branding: BrandingValues,
     preview: Preview,
     domain_value: String,
@@ -129,6 +132,17 @@ impl DetailPage {
             .iter()
             .find(|d| d.is_default)
             .map_or("", |d| d.domain.as_str())
+    }
+
+    /// The page, allowing its "Open as this user" form to be answered with
+    /// a redirect to the tenant's site (browsers apply the CSP's
+    /// `form-action` to a form's redirects too).
+    fn into_response_with_status(self, status: StatusCode) -> Response {
+        let source = self.links.csp_source(self.primary_domain());
+        match crate::web::security::csp_with_form_action(&source) {
+            Some(csp) => (status, [(header::CONTENT_SECURITY_POLICY, csp)], self).into_response(),
+            None => (status, self).into_response(),
+        }
     }
 }
 
@@ -157,6 +171,11 @@ pub async fn detail_page(
     let recent = audit::newest(&mut tx, Some(slug.as_str()), None, 8).await?;
     drop(tx);
     let placement = Placement::load(&state.pool, &t.schema_name).await?;
+    let active_users = if t.is_suspended() {
+        Vec::new()
+    } else {
+        impersonate::active_users(state, slug.as_str()).await?
+    };
     let branding = forms.branding.unwrap_or_else(|| BrandingValues {
         display_name: t.display_name.clone(),
         primary_color: t.primary_color.clone(),
@@ -185,6 +204,7 @@ pub async fn detail_page(
         recent,
         placement,
         links: TenantLinks::new(&state.site, headers),
+        active_users,
         domain_value: forms.domain,
         confirm_value: forms.confirm_slug,
         errors: forms.errors,
@@ -202,7 +222,7 @@ pub async fn invalid(
     forms: DetailForms,
 ) -> Result<Response, AppError> {
     let page = detail_page(state, admin, page.without_flash(), headers, slug, forms).await?;
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+    Ok(page.into_response_with_status(StatusCode::UNPROCESSABLE_ENTITY))
 }
 
 /// `GET /tenants/{slug}`.
@@ -212,9 +232,9 @@ pub async fn detail(
     headers: HeaderMap,
     State(state): State<AppState>,
     Path(slug): Path<String>,
-) -> Result<DetailPage, AppError> {
+) -> Result<Response, AppError> {
     let slug = parse_slug(&slug)?;
-    detail_page(
+    let page = detail_page(
         &state,
         &admin,
         page,
@@ -222,5 +242,6 @@ pub async fn detail(
         &slug,
         DetailForms::default(),
     )
-    .await
+    .await?;
+    Ok(page.into_response_with_status(StatusCode::OK))
 }

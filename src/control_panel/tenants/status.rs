@@ -48,6 +48,7 @@ pub async fn suspend(
     }
     provision::set_status(db.conn(), slug.as_str(), TenantStatus::Suspended).await?;
     let ended = sessions::end_all_sessions(db.conn(), &slug.schema_name()).await?;
+    crate::workspace::impersonation::end_all_for_suspension(db.conn(), &slug.schema_name()).await?;
     let detail = format!("{ended} session(s) ended");
     admin
         .audit(
