@@ -43,7 +43,7 @@ pub async fn active_users(state: &AppState, slug: &str) -> AppResult<Vec<ActiveU
     let Some(tenant) = state.registry.by_slug(slug) else {
         return Ok(Vec::new());
     };
-    let mut tdb = TenantDb::begin(&state.pool, tenant).await?;
+    let mut tdb = TenantDb::begin(&state.tenants, tenant).await?;
     let users = tdb
         .query_as(
             "SELECT id, display_name, email, role FROM users WHERE active
@@ -87,7 +87,7 @@ pub async fn start(
         return refuse("Choose a user to open the workspace as.".into());
     };
     let user: Option<(String, String)> = {
-        let mut tdb = TenantDb::begin(&state.pool, tenant.clone()).await?;
+        let mut tdb = TenantDb::begin(&state.tenants, tenant.clone()).await?;
         tdb.query_as("SELECT display_name, email FROM users WHERE id = $1 AND active")
             .bind(user_id)
             .fetch_optional(tdb.conn())

@@ -114,7 +114,7 @@ pub async fn redeem(
         );
         return Err(AppError::Refused(BAD_LINK));
     };
-    let mut tdb = TenantDb::begin(&state.pool, tenant.clone()).await?;
+    let mut tdb = TenantDb::begin(&state.tenants, tenant.clone()).await?;
     let user: Option<(String, String)> = tdb
         .query_as("SELECT display_name, email FROM users WHERE id = $1 AND active")
         .bind(user_id)
@@ -189,7 +189,7 @@ async fn record_end(
     reason: EndReason,
     addr: Option<&str>,
 ) -> AppResult<()> {
-    let mut tdb = TenantDb::begin(&state.pool, tenant.clone()).await?;
+    let mut tdb = TenantDb::begin(&state.tenants, tenant.clone()).await?;
     let ended: Option<(String, String, String)> = tdb
         .query_as(
             "UPDATE operator_access SET ended_at = now(), end_reason = $2
