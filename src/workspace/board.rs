@@ -3,11 +3,13 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::extract::{Path, Query};
 use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
 use time::Date;
 
 use super::dates::{iso_date, short_label};
-use super::member::{Member, WorkspaceNav};
+use super::member::{Member, WorkspaceNav, parse_id};
 use super::task_form::{Person, STATUSES, TaskForm, people};
 use crate::web::{AppError, Chrome, FieldErrors, IncomingFlash, Page};
 
@@ -33,6 +35,30 @@ pub struct Card {
     pub assignee_initials: String,
     /// The moves offered on the card: (target status, button label).
     pub moves: Vec<(&'static str, &'static str)>,
+}
+
+impl Card {
+    fn from_row(row: CardRow, today: Date) -> Card {
+        let moves = match row.status.as_str() {
+            "todo" => vec![("doing", "Start")],
+            "doing" => vec![("todo", "Back to To do"), ("done", "Mark done")],
+            _ => vec![("doing", "Reopen")],
+        };
+        let done = row.status == "done";
+        Card {
+            id: row.id,
+            title: row.title,
+            excerpt: row.excerpt,
+            due: row.due_date.map(|d| Due::new(d, today, done)),
+            assignee_initials: row
+                .assignee
+                .as_deref()
+                .map(crate::web::chrome::initials)
+                .unwrap_or_default(),
+            assignee: row.assignee,
+            moves,
+        }
+    }
 }
 
 pub struct Due {
@@ -71,9 +97,13 @@ pub struct Column {
     pub cards: Vec<Card>,
 }
 
-/// The newest this many cards of each column are shown, so a board with
-/// years of finished work stays a page, not a megabyte.
-pub const CARDS_PER_COLUMN: usize = 100;
+/// The newest this many cards of each column are shown (the column's own
+/// page, `/columns/{status}`, has them all), so a board with years of
+/// finished work costs what a fresh one does.
+pub const CARDS_PER_COLUMN: usize = 20;
+
+/// Cards per page of a column's own page.
+const COLUMN_PAGE: usize = 50;
 
 #[derive(Template, WebTemplate)]
 #[template(path = "workspace/board.html", whitespace = "minimize")]
@@ -139,25 +169,7 @@ pub async fn board_page(
             continue;
         };
         column.count = usize::try_from(row.column_count).unwrap_or(0);
-        let moves = match column.status {
-            "todo" => vec![("doing", "Start")],
-            "doing" => vec![("todo", "Back to To do"), ("done", "Mark done")],
-            _ => vec![("doing", "Reopen")],
-        };
-        let done = column.status == "done";
-        column.cards.push(Card {
-            id: row.id,
-            title: row.title,
-            excerpt: row.excerpt,
-            due: row.due_date.map(|d| Due::new(d, today, done)),
-            assignee_initials: row
-                .assignee
-                .as_deref()
-                .map(crate::web::chrome::initials)
-                .unwrap_or_default(),
-            assignee: row.assignee,
-            moves,
-        });
+        column.cards.push(Card::from_row(row, today));
     }
     Ok(BoardPage {
         chrome,
@@ -170,6 +182,79 @@ pub async fn board_page(
         form,
         errors,
         statuses: STATUSES,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "workspace/column.html", whitespace = "minimize")]
+pub struct ColumnPage {
+    chrome: Chrome,
+    nav: WorkspaceNav,
+    csrf: String,
+    status: &'static str,
+    label: &'static str,
+    count: usize,
+    cards: Vec<Card>,
+    /// `?before=` of the next page of older cards, if there is one.
+    older: Option<i64>,
+    /// Whether this page starts after the newest card.
+    later: bool,
+}
+
+#[derive(Deserialize)]
+pub struct ColumnQuery {
+    before: Option<String>,
+}
+
+/// `GET /columns/{status}`: one column in full, newest first, a page of
+/// cards at a time (`?before=<id>` goes on from that card).
+pub async fn column(
+    page: Page,
+    mut member: Member,
+    Path(status): Path<String>,
+    Query(query): Query<ColumnQuery>,
+) -> Result<ColumnPage, AppError> {
+    let Some(&(status, label)) = STATUSES.iter().find(|(s, _)| *s == status) else {
+        return Err(AppError::NotFound);
+    };
+    let before = query.before.as_deref().map(parse_id).transpose()?;
+    let db = &mut member.db;
+    let count: i64 = db
+        .query_scalar("SELECT n FROM task_counts WHERE status = $1")
+        .bind(status)
+        .fetch_optional(db.conn())
+        .await?
+        .unwrap_or(0);
+    let mut rows: Vec<CardRow> = db
+        .query_as(
+            "SELECT 0::bigint AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
+                    t.status, t.due_date, u.display_name AS assignee
+               FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id
+              WHERE t.status = $1
+                AND ($2::bigint IS NULL
+                     OR (t.created_at, t.id) < (SELECT created_at, id FROM tasks WHERE id = $2))
+              ORDER BY t.created_at DESC, t.id DESC
+              LIMIT $3",
+        )
+        .bind(status)
+        .bind(before)
+        .bind(COLUMN_PAGE as i64 + 1)
+        .fetch_all(db.conn())
+        .await?;
+    let more = rows.len() > COLUMN_PAGE;
+    rows.truncate(COLUMN_PAGE);
+    let today = time::OffsetDateTime::now_utc().date();
+    let cards: Vec<Card> = rows.into_iter().map(|r| Card::from_row(r, today)).collect();
+    Ok(ColumnPage {
+        chrome: page.chrome,
+        nav: WorkspaceNav::new(&member.user, "board"),
+        csrf: page.csrf.0,
+        status,
+        label,
+        count: usize::try_from(count).unwrap_or(0),
+        older: cards.last().filter(|_| more).map(|c| c.id),
+        later: before.is_some(),
+        cards,
     })
 }
 

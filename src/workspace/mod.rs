@@ -37,6 +37,7 @@ async fn refuse_if_suspended(site: Site, req: Request, next: Next) -> Response {
 pub fn router(state: AppState) -> Router {
     let pages = Router::new()
         .route("/", get(board::board))
+        .route("/columns/{status}", get(board::column))
         .route("/login", get(auth::login_form).post(auth::login))
         .route("/logout", post(auth::logout))
         .route("/tasks", post(tasks::create))

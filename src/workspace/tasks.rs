@@ -26,22 +26,21 @@ pub async fn create(
     match validate(&mut member.db, &form, None).await? {
         Ok(task) => {
             let db = &mut member.db;
-            // The task and its column's count, in one statement.
-            db.query(
-                "WITH added AS (
-                    INSERT INTO tasks (title, description, status, assignee_id, due_date, created_by)
-                    VALUES ($1, $2, $3, $4, $5, $6)
-                    RETURNING status)
-                 UPDATE task_counts c SET n = c.n + 1 FROM added WHERE c.status = added.status",
-            )
-            .bind(&task.title)
-            .bind(&task.description)
-            .bind(task.status)
-            .bind(task.assignee_id)
-            .bind(task.due_date)
-            .bind(member.user.id)
-            .execute(db.conn())
-            .await?;
+            let status: String = db
+                .query_scalar(
+                    "INSERT INTO tasks (title, description, status, assignee_id, due_date, created_by)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     RETURNING status",
+                )
+                .bind(&task.title)
+                .bind(&task.description)
+                .bind(task.status)
+                .bind(task.assignee_id)
+                .bind(task.due_date)
+                .bind(member.user.id)
+                .fetch_one(db.conn())
+                .await?;
+            count_change(db, None, Some(&status)).await?;
             member.db.commit().await?;
             Ok((Flash::success("Task created."), Redirect::to("/")).into_response())
         }
@@ -153,15 +152,11 @@ pub async fn update(
     match validate(&mut member.db, &form, task.assignee_id).await? {
         Ok(valid) => {
             let db = &mut member.db;
+            let was = lock_status(db, id).await?;
             db.query(
-                "WITH old AS (SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE),
-                      saved AS (
-                        UPDATE tasks t SET title = $2, description = $3, status = $4,
-                               assignee_id = $5, due_date = $6, updated_at = now()
-                          FROM old WHERE t.id = old.id
-                        RETURNING old.status AS was, t.status AS now)
-                 UPDATE task_counts c SET n = c.n + CASE WHEN c.status = s.now THEN 1 ELSE -1 END
-                   FROM saved s WHERE s.was <> s.now AND c.status IN (s.was, s.now)",
+                "UPDATE tasks SET title = $2, description = $3, status = $4, assignee_id = $5,
+                        due_date = $6, updated_at = now()
+                  WHERE id = $1",
             )
             .bind(id)
             .bind(&valid.title)
@@ -171,6 +166,7 @@ pub async fn update(
             .bind(valid.due_date)
             .execute(db.conn())
             .await?;
+            count_change(db, Some(&was), Some(valid.status)).await?;
             member.db.commit().await?;
             Ok((Flash::success("Task saved."), Redirect::to("/")).into_response())
         }
@@ -198,27 +194,13 @@ pub async fn move_task(
         return Ok(StatusCode::UNPROCESSABLE_ENTITY.into_response());
     };
     let db = &mut member.db;
-    // The old status is read under the row's lock, so two moves of one task
-    // at once count right.
-    let moved: i64 = db
-        .query_scalar(
-            "WITH old AS (SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE),
-                  moved AS (
-                    UPDATE tasks t SET status = $2, updated_at = now()
-                      FROM old WHERE t.id = old.id
-                    RETURNING old.status AS was, t.status AS now),
-                  counted AS (
-                    UPDATE task_counts c SET n = c.n + CASE WHEN c.status = m.now THEN 1 ELSE -1 END
-                      FROM moved m WHERE m.was <> m.now AND c.status IN (m.was, m.now))
-             SELECT count(*) FROM moved",
-        )
+    let was = lock_status(db, id).await?;
+    db.query("UPDATE tasks SET status = $2, updated_at = now() WHERE id = $1")
         .bind(id)
         .bind(status)
-        .fetch_one(db.conn())
+        .execute(db.conn())
         .await?;
-    if moved == 0 {
-        return Err(AppError::NotFound);
-    }
+    count_change(db, Some(&was), Some(status)).await?;
     member.db.commit().await?;
     let message = format!("Moved to {}.", status_label(status));
     Ok((Flash::success(message), Redirect::to("/")).into_response())
@@ -259,19 +241,48 @@ pub async fn delete(
 ) -> Result<Response, AppError> {
     let id = parse_id(&raw)?;
     let db = &mut member.db;
-    let deleted: i64 = db
-        .query_scalar(
-            "WITH gone AS (DELETE FROM tasks WHERE id = $1 RETURNING status),
-                  counted AS (
-                    UPDATE task_counts c SET n = c.n - 1 FROM gone WHERE c.status = gone.status)
-             SELECT count(*) FROM gone",
-        )
+    let gone: Option<String> = db
+        .query_scalar("DELETE FROM tasks WHERE id = $1 RETURNING status")
         .bind(id)
-        .fetch_one(db.conn())
+        .fetch_optional(db.conn())
         .await?;
-    if deleted == 0 {
+    let Some(gone) = gone else {
         return Err(AppError::NotFound);
-    }
+    };
+    count_change(db, Some(&gone), None).await?;
     member.db.commit().await?;
     Ok((Flash::success("Task deleted."), Redirect::to("/")).into_response())
+}
+
+/// The task's status, with its row locked for the rest of the transaction:
+/// a change that races this one waits, and each counts from what the other
+/// left. No such task: not found.
+async fn lock_status(db: &mut TenantDb, id: i64) -> Result<String, AppError> {
+    db.query_scalar("SELECT status FROM tasks WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(db.conn())
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// Keeps `task_counts` true when a task leaves the column `from` and/or
+/// joins `to`, in the same transaction as the change. A plain `UPDATE` of
+/// the counter rows: concurrent changes each add to the latest count.
+async fn count_change(
+    db: &mut TenantDb,
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(), AppError> {
+    if from == to {
+        return Ok(());
+    }
+    db.query(
+        "UPDATE task_counts SET n = n + CASE WHEN status = $2 THEN 1 ELSE -1 END
+          WHERE status IN ($1, $2)",
+    )
+    .bind(from)
+    .bind(to)
+    .execute(db.conn())
+    .await?;
+    Ok(())
 }

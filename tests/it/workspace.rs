@@ -1330,16 +1330,62 @@ async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
     let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
     assert!(board.contains("aria-label=\"105 tasks\">105<"));
     assert!(board.contains("aria-label=\"1 task\">1<"));
-    assert!(board.contains("Showing the newest 100 of 105."));
-    assert!(board.contains(">Finished 1<") && board.contains(">Finished 100<"));
-    assert!(
-        !board.contains(">Finished 101<"),
-        "older cards are left off"
-    );
+    assert!(board.contains("Showing the newest 20 of 105."));
+    assert!(board.contains("<a href=\"/columns/done\">Show all 105</a>"));
+    assert!(board.contains(">Finished 1<") && board.contains(">Finished 20<"));
+    assert!(!board.contains(">Finished 21<"), "older cards are left off");
     assert!(board.contains("106 tasks in Acme Inc"));
     // Every move button posts through the one token-carrying form.
     assert!(board.contains("<form id=\"move\" method=\"post\""));
     assert!(board.contains("form=\"move\" formaction=\"/tasks/"));
+
+    // The column's own page has every card, fifty at a time, newest first.
+    let mut path = "/columns/done".to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let page = get(&client, &app, ACME, &path).await;
+        assert_eq!(page.status(), 200, "{path}");
+        let page = page.text().await.unwrap();
+        assert!(page.contains("105 tasks, newest first"));
+        assert!(
+            page.contains("form=\"move\" formaction=\"/tasks/"),
+            "cards can move"
+        );
+        seen.extend(page.match_indices(">Finished ").map(|(i, _)| {
+            page[i + 10..]
+                .split('<')
+                .next()
+                .unwrap()
+                .parse::<u32>()
+                .unwrap()
+        }));
+        let Some(at) = page.find("?before=") else {
+            break;
+        };
+        let id: String = page[at + 8..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        path = format!("/columns/done?before={id}");
+    }
+    assert_eq!(
+        seen,
+        (1..=105).collect::<Vec<_>>(),
+        "each card once, in order"
+    );
+    let todo = get(&client, &app, ACME, "/columns/todo")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(todo.contains(">Open one<") && !todo.contains("?before="));
+    for bad in [
+        "/columns/lost",
+        "/columns/done?before=x",
+        "/columns/done?before=-1",
+    ] {
+        assert_eq!(get(&client, &app, ACME, bad).await.status(), 404, "{bad}");
+    }
 }
 
 #[tokio::test]
