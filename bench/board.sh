@@ -91,3 +91,42 @@ echo "server RSS: $(( $(ps -o rss= -p "$server") / 1024 )) MiB"
 # A backend's own memory (its caches and plans), without the shared buffers it maps.
 echo "PostgreSQL backends, private memory (MiB): $(for p in $(pg_pids); do
     awk '/^Anonymous:/ { printf "%d ", $2 / 1024 }' /proc/$p/smaps_rollup; done)"
+
+# The limit of the page's own SQL: pgbench sending the statements the board
+# sends (same texts and parameters; the schema pinned per transaction), with
+# the same spread, clients and cores. pgbench cannot vary a statement's text
+# per tenant, so its `prepared` mode is one statement per connection
+# re-planned whenever the schema changes, and `extended` parses every time.
+if [ -n "${PGBENCH:-}" ]; then
+    psql -q "$db_url" -c "CREATE TABLE public.bench_sessions (n int PRIMARY KEY, schema text, sid text)"
+    awk '{ split($1, h, "."); s = h[1]; gsub("-", "_", s); printf "%d\tt_%s\t%s\n", NR - 1, s, $2 }' \
+        "$work/sessions" | psql -q "$db_url" -c "COPY public.bench_sessions FROM STDIN"
+    cat > "$work/board.sql" <<'SQL'
+\set n random(0, :spread - 1)
+SELECT schema, sid FROM public.bench_sessions WHERE n = :n \gset
+BEGIN;
+SELECT set_config('search_path', :schema, true);
+SELECT u.id, u.email, u.display_name, u.role,
+       s.expiry_date < now() + '7 days'::interval AS stale
+  FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
+ WHERE s.id = :sid AND s.expiry_date > now() AND u.active;
+SELECT c.n AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
+       c.status, t.due_date, u.display_name AS assignee
+  FROM task_counts c
+ CROSS JOIN LATERAL (
+       SELECT id, title, description, due_date, assignee_id, created_at
+         FROM tasks WHERE status = c.status
+        ORDER BY created_at DESC, id DESC LIMIT 100) t
+  LEFT JOIN users u ON u.id = t.assignee_id
+ ORDER BY t.created_at DESC, t.id DESC;
+SELECT id, display_name FROM users WHERE active OR id = NULL ORDER BY lower(display_name), id;
+ROLLBACK;
+SQL
+    for s in $spreads; do
+        for mode in prepared extended; do
+            echo "== pgbench -M $mode, the board's SQL, spread over $s, -c16 -j2"
+            pgbench -n -M $mode -c16 -j2 -T"${duration%s}" -D spread=$s -f "$work/board.sql" "$db_url" \
+                2>&1 | grep -E "^tps|latency average"
+        done
+    done
+fi
