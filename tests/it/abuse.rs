@@ -9,7 +9,7 @@ use reqwest::{Response, StatusCode};
 
 use tenantry::web::throttle;
 
-use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for};
+use crate::harness::{PASSWORD, Sent, TestApp, TestAppBuilder, TestDb, csrf_for};
 
 const ACME: &str = "acme.localhost";
 const GLOBEX: &str = "globex.localhost";
@@ -215,7 +215,7 @@ async fn concurrent_guesses_are_counted_before_they_are_checked() {
             ("password", "wrong-guess"),
             ("csrf_token", token.as_str()),
         ]);
-        guesses.spawn(async move { request.send().await.unwrap().status() });
+        guesses.spawn(async move { request.sent().await.status() });
     }
     let mut checked = 0;
     while let Some(status) = guesses.join_next().await {
@@ -258,7 +258,7 @@ async fn unknown_emails_take_as_long_as_known_ones() {
             ]);
         async move {
             let started = Instant::now();
-            let response = request.send().await.unwrap();
+            let response = request.sent().await;
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
             response.bytes().await.unwrap();
             started.elapsed()
@@ -320,7 +320,7 @@ async fn every_answer_carries_the_security_headers_and_pages_have_no_inline_scri
         (ACME, "/healthz"),
         (ACME, "/static/css/app.css"),
     ] {
-        let response = client.get(app.url(host, path)).send().await.unwrap();
+        let response = app.get(&client, host, path).await;
         let what = format!("{host}{path}");
         assert_security_headers(&what, &response);
         let body = response.text().await.unwrap();
@@ -335,9 +335,8 @@ async fn every_answer_carries_the_security_headers_and_pages_have_no_inline_scri
     let response = client
         .get(app.url(ACME, "/login"))
         .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(
         response
             .headers()
@@ -369,7 +368,7 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     for (name, value) in https {
         request = request.header(name, value);
     }
-    let response = request.send().await.unwrap();
+    let response = request.sent().await;
     assert!(
         response.headers()["strict-transport-security"]
             .to_str()
@@ -394,9 +393,8 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     let response = client
         .get(app.url(ACME, "/login"))
         .header("x-forwarded-proto", "http")
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert!(
         response
             .headers()

@@ -25,18 +25,11 @@ async fn sign_in_via(
     path: &str,
     email: &str,
 ) -> String {
-    let response = client.get(app.url(host, path)).send().await.unwrap();
+    let response = app.get(&client, host, path).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
     let login_page = location(&response).to_owned();
     assert!(login_page.starts_with("/login?next="), "{login_page}");
-    let html = client
-        .get(app.url(host, &login_page))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(&client, host, &login_page).await;
     let next = html
         .split("name=\"next\" value=\"")
         .nth(1)
@@ -45,17 +38,19 @@ async fn sign_in_via(
         .replace("&#x2f;", "/")
         .replace("&#47;", "/");
     let token = crate::harness::csrf_from(&html);
-    let response = client
-        .post(app.url(host, "/login"))
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-            ("next", &next),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post(
+            &client,
+            host,
+            "/login",
+            &[
+                ("email", email),
+                ("password", PASSWORD),
+                ("csrf_token", &token),
+                ("next", &next),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     location(&response).to_owned()
 }
@@ -93,7 +88,7 @@ async fn signing_in_returns_to_the_page_asked_for() {
         sign_in_via(&app, &visitor, ACME, &task, "admin@acme.test").await,
         task
     );
-    let page = visitor.get(app.url(ACME, &task)).send().await.unwrap();
+    let page = app.get(&visitor, ACME, &task).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("Quarterly report"));
 
@@ -147,14 +142,8 @@ async fn sign_in_never_redirects_off_site() {
         }
         // And the login page does not carry a foreign `next` into its form.
         let html = app
-            .client()
-            .get(app.url(host, "/login?next=%2F%2Fevil.example%2F"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .get_text(&app.client(), host, "/login?next=%2F%2Fevil.example%2F")
+            .await;
         assert!(!html.contains("evil.example"), "{host}");
     }
 }
@@ -239,12 +228,7 @@ async fn deleting_a_tenant_in_use_never_answers_5xx() {
     assert!(total > 50, "only {total} requests were made");
     assert!(gone > 0, "no request saw the tenant gone");
     // Afterwards the host serves nothing of the tenant.
-    let after = app
-        .client()
-        .get(app.url(ACME, "/login"))
-        .send()
-        .await
-        .unwrap();
+    let after = app.get(&app.client(), ACME, "/login").await;
     assert_eq!(after.status(), StatusCode::NOT_FOUND);
     assert!(!after.text().await.unwrap().contains("acme Inc"));
 }
@@ -268,12 +252,7 @@ async fn a_half_done_deletion_is_served_nowhere_and_can_be_finished() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let response = app
-        .client()
-        .get(app.url(ACME, "/login"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&app.client(), ACME, "/login").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     // Suspending or reactivating does not bring it back.
     let mut conn = app.db.pool.acquire().await.unwrap();

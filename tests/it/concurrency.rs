@@ -9,7 +9,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::battery::{self, Spec};
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, Sent, TestApp, TestDb, csrf_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_mixed_requests_across_100_tenants_never_leak() {
@@ -122,12 +122,14 @@ async fn churn(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> (usize, Vec<String>)
         ] {
             let mut fields = vec![("csrf_token", cp_token.as_str())];
             fields.extend(form);
-            let response = operator
-                .post(app.url("localhost", &format!("/tenants/{slug}/{action}")))
-                .form(&fields)
-                .send()
-                .await
-                .unwrap();
+            let response = app
+                .post(
+                    &operator,
+                    "localhost",
+                    &format!("/tenants/{slug}/{action}"),
+                    &fields,
+                )
+                .await;
             if response.status() != StatusCode::SEE_OTHER {
                 failures.push(format!("{slug}: {action} answered {}", response.status()));
             }
@@ -188,9 +190,8 @@ async fn a_burst_of_sign_ins_does_not_starve_other_requests() {
     let board = member
         .get(app.url("acme.localhost", "/"))
         .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let waited = started.elapsed();
     assert_eq!(board.status(), StatusCode::OK);
     while let Some(status) = burst.join_next().await {

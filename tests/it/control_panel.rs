@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from};
+use crate::harness::{PASSWORD, Sent, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from, ROOT};
 
 const ADMIN: &str = "root@panel.test";
 
@@ -46,7 +46,7 @@ impl Panel {
     }
 
     async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.app.get(&self.client, ROOT, path).await
     }
 
     async fn page(&self, path: &str) -> String {
@@ -59,12 +59,7 @@ impl Panel {
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         let mut all = vec![("csrf_token", self.csrf.as_str())];
         all.extend_from_slice(fields);
-        self.client
-            .post(self.url(path))
-            .form(&all)
-            .send()
-            .await
-            .unwrap()
+        self.app.post(&self.client, ROOT, path, &all).await
     }
 
     /// POSTs the branding form (multipart) of `slug`.
@@ -72,9 +67,8 @@ impl Panel {
         self.client
             .post(self.url(&format!("/tenants/{slug}/branding")))
             .multipart(form)
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     fn db(&self) -> &TestDb {
@@ -102,12 +96,7 @@ impl Panel {
     ) -> (StatusCode, String) {
         let started = Instant::now();
         loop {
-            let response = self
-                .client
-                .get(self.app.url(host, path))
-                .send()
-                .await
-                .unwrap();
+            let response = self.client.get(self.app.url(host, path)).sent().await;
             let status = response.status();
             let body = response.text().await.unwrap();
             if check(status, &body) {
@@ -168,20 +157,13 @@ async fn login_logout_and_csrf() {
     let login_url = app.url("localhost", "/login");
 
     // First run: the login page says how to create a super-admin.
-    let page = client.get(&login_url).send().await.unwrap();
+    let page = client.get(&login_url).sent().await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("No super-admin exists yet"), "{html}");
     assert!(html.contains("tenantry superadmin create"));
     app.db.create_super_admin(ADMIN).await;
-    let html = client
-        .get(&login_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = client.get(&login_url).sent_text().await;
     assert!(!html.contains("No super-admin exists yet"));
     let csrf = csrf_from(&html);
     // Anonymous visits hold their token in a cookie, not a session row.
@@ -193,7 +175,7 @@ async fn login_logout_and_csrf() {
         if let Some(token) = token {
             fields.push(("csrf_token", token));
         }
-        let response = client.post(&login_url).form(&fields).send().await.unwrap();
+        let response = client.post(&login_url).form(&fields).sent().await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.text().await.unwrap().contains("Not allowed"));
     }
@@ -207,9 +189,8 @@ async fn login_logout_and_csrf() {
                 ("email", email),
                 ("password", password),
             ])
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let html = response.text().await.unwrap();
         assert!(
@@ -229,9 +210,8 @@ async fn login_logout_and_csrf() {
             ("email", "Root@Panel.TEST"),
             ("password", PASSWORD),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/");
     let cookie = response
@@ -246,7 +226,7 @@ async fn login_logout_and_csrf() {
     assert!(!cookie.contains("Secure"), "plain http: {cookie}");
     assert!(!cookie.contains("Domain="), "host-only: {cookie}");
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 1);
-    let home = client.get(app.url("localhost", "/")).send().await.unwrap();
+    let home = app.get(&client, "localhost", "/").await;
     assert_eq!(home.status(), 200);
     let html = home.text().await.unwrap();
     assert!(
@@ -255,20 +235,22 @@ async fn login_logout_and_csrf() {
     );
     assert!(html.contains(ADMIN));
     // Signed in, the login page sends you on.
-    let again = client.get(&login_url).send().await.unwrap();
+    let again = client.get(&login_url).sent().await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
 
     // Logout: 303 to /login, the session row is gone, pages need login again.
-    let logout = client
-        .post(app.url("localhost", "/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let logout = app
+        .post(
+            &client,
+            "localhost",
+            "/logout",
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&logout), "/login");
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
-    let home = client.get(app.url("localhost", "/")).send().await.unwrap();
+    let home = app.get(&client, "localhost", "/").await;
     assert_eq!(home.status(), StatusCode::SEE_OTHER);
 
     let audit: Vec<(String, String)> =
@@ -327,7 +309,7 @@ async fn every_page_but_login_requires_login() {
         "/audit",
         "/nodes",
     ] {
-        let response = client.get(app.url("localhost", path)).send().await.unwrap();
+        let response = app.get(&client, "localhost", path).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         // The sign-in page remembers the page asked for.
         let expected = match path {
@@ -348,12 +330,7 @@ async fn every_page_but_login_requires_login() {
     ] {
         let mut all = vec![("csrf_token", csrf.as_str())];
         all.extend(fields);
-        let response = client
-            .post(app.url("localhost", path))
-            .form(&all)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post(&client, "localhost", path, &all).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(location(&response), "/login", "{path}");
     }
@@ -515,9 +492,8 @@ async fn invalid_tenant_input_is_422_and_creates_nothing() {
         .client
         .post(panel.url("/tenants"))
         .form(&create_fields(&[]))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(panel.tenant_count().await, 1);
 }
@@ -529,9 +505,8 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     let before = panel
         .client
         .get(panel.app.url("acme.localhost", "/theme.css"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let old_etag = before.headers()["etag"].clone();
 
     let detail = panel.page("/tenants/acme").await;
@@ -557,9 +532,8 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     let after = panel
         .client
         .get(panel.app.url("acme.localhost", "/theme.css"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_ne!(
         after.headers()["etag"],
         old_etag,
@@ -861,9 +835,8 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     let response = panel
         .client
         .post(panel.url("/tenants/acme/suspend"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         panel
@@ -1093,9 +1066,8 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
     let response = panel
         .client
         .get(panel.app.url("xn--bcher-kva.example", "/theme.css"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 

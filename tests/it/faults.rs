@@ -2,7 +2,6 @@
 //! migration rollout leave every tenant whole.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
@@ -13,20 +12,13 @@ use tenantry::tenancy::Slug;
 use tenantry::tenancy::migrate::latest_version;
 use tenantry::tenancy::provision::{self};
 
-use crate::harness::{PASSWORD, ROOT, TestDb};
+use crate::harness::{PASSWORD, ROOT, TestDb, spawn_cli};
 
 /// Starts `tenantry` on the test database with piped output.
 fn spawn(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tenantry")
+    let mut all = vec![("DATABASE_URL", db.url.as_str())];
+    all.extend_from_slice(env);
+    spawn_cli(&all, args)
 }
 
 #[tokio::test]
@@ -169,13 +161,7 @@ async fn database_outage_gives_503_pages_and_recovers_by_itself() {
         tenantry::devdb::start(&dir, tenantry::devdb::FAST_UNSAFE_SETTINGS).unwrap()
     };
     let mut cluster = start(dir.clone());
-    tenantry::devdb::ensure_database(&cluster, "outage")
-        .await
-        .unwrap();
-    let url = cluster.url("outage");
-    let pool = tenantry::database::pool(&url, 4).unwrap();
-    tenantry::database::migrate_public(&pool).await.unwrap();
-    let db = TestDb { url, pool };
+    let db = TestDb::on_cluster(&cluster, "outage", 4).await;
     db.create_tenant("acme").await;
     let app = crate::harness::TestApp::start(db).await;
     let client = app.client();

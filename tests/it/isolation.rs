@@ -109,7 +109,7 @@ async fn one_connection_alternating_between_two_tenants() {
                 "acme.localhost"
             };
             let path = ["/fail", "/panic", "/public"][(i / 10) % 3];
-            let response = client.get(app.url(other, path)).send().await.unwrap();
+            let response = app.get(&client, other, path).await;
             assert_eq!(response.status(), 500, "{other}{path}");
             let body = response.text().await.unwrap();
             assert!(
@@ -117,14 +117,7 @@ async fn one_connection_alternating_between_two_tenants() {
                 "no internals shown: {body}"
             );
         }
-        let body = client
-            .get(app.url(host, "/probe"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = app.get_text(&client, host, "/probe").await;
         assert_eq!(body, expect(host), "request {i} on {host}");
     }
 

@@ -1,26 +1,19 @@
 //! Rolling a new tenant migration out over many tenants.
 
-use std::borrow::Cow;
-
 use sha2::Digest;
 use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{Migration, Migrator};
 use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::tenancy::migrate::{self};
 
-use crate::harness::TestDb;
+use crate::harness::{TestDb, migrator_with};
 
 fn with_new_migration() -> Migrator {
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
+    migrator_with(
         90_000,
-        Cow::Borrowed("add task priority"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe("ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;")
-            .into_sql_str(),
-        false,
-    ));
-    Migrator::with_migrations(migrations)
+        "add task priority",
+        "ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;",
+    )
 }
 
 #[tokio::test]
@@ -140,15 +133,7 @@ $body$;
 /* a /* nested; */ comment; */
 CREATE TRIGGER "touch;task" BEFORE UPDATE ON tasks
     FOR EACH ROW EXECUTE FUNCTION touch_task()"#;
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
-        90_001,
-        Cow::Borrowed("touch tasks"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(sql).into_sql_str(),
-        false,
-    ));
-    let migrator = Migrator::with_migrations(migrations);
+    let migrator = migrator_with(90_001, "touch tasks", sql);
     let summary = migrate::rollout(&db.pool, &migrator, 1, false, |_, _| {})
         .await
         .unwrap();

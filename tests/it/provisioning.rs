@@ -1,28 +1,21 @@
 //! Provisioning is one transaction; bad slugs never reach the database.
 
-use std::borrow::Cow;
-
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use tenantry::branding::Color;
 use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
 use tenantry::tenancy::provision::{self, ProvisionError};
 
-use crate::harness::{PASSWORD, ROOT, TestDb, cli};
+use crate::harness::{PASSWORD, ROOT, TestDb, cli, migrator_with};
 
 /// The real tenant migrations followed by one that fails.
 fn failing_migrator() -> Migrator {
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
+    migrator_with(
         99_999,
-        Cow::Borrowed("fails on purpose"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe("CREATE TABLE extra (id int); SELECT 1 / 0;").into_sql_str(),
-        false,
-    ));
-    Migrator::with_migrations(migrations)
+        "fails on purpose",
+        "CREATE TABLE extra (id int); SELECT 1 / 0;",
+    )
 }
 
 fn new_tenant(slug: &str) -> NewTenant {

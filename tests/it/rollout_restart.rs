@@ -21,7 +21,7 @@ use tenantry::tenancy::Slug;
 use tenantry::tenancy::migrate::{self, Outcome, latest_version};
 use tenantry::tenancy::provision::{self};
 
-use crate::harness::ROOT;
+use crate::harness::{ROOT, TestDb};
 
 const TENANTS: usize = 200;
 /// The new migration: a column and its index.
@@ -186,13 +186,8 @@ async fn a_rollout_interrupted_by_a_database_restart_resumes_with_no_tenant_half
             .expect("start this test's own cluster")
     };
     let mut cluster = start();
-    tenantry::devdb::ensure_database(&cluster, "rollout")
-        .await
-        .unwrap();
     // The URL survives the restart: the cluster comes back on the same port.
-    let url = cluster.url("rollout");
-    let pool = tenantry::database::pool(&url, 4).unwrap();
-    tenantry::database::migrate_public(&pool).await.unwrap();
+    let TestDb { url, pool } = TestDb::on_cluster(&cluster, "rollout", 4).await;
 
     // 200 tenants, fully migrated with this build's migrations.
     futures_util::stream::iter(0..TENANTS)

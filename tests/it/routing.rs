@@ -1,6 +1,6 @@
 //! Host routing over real HTTP.
 
-use crate::harness::{TestApp, TestDb};
+use crate::harness::{Sent, TestApp, TestDb};
 
 async fn app_with_tenants() -> TestApp {
     let db = TestDb::new().await;
@@ -73,7 +73,7 @@ async fn unknown_hosts_get_a_404_that_names_no_tenant() {
         "127.0.0.1",
     ] {
         for path in ["/", "/login", "/theme.css"] {
-            let response = client.get(app.url(host, path)).send().await.unwrap();
+            let response = app.get(&client, host, path).await;
             assert_eq!(response.status(), 404, "{host}{path}");
             let body = response.text().await.unwrap();
             assert!(
@@ -93,10 +93,10 @@ async fn health_checks_answer_on_every_host() {
     let app = app_with_tenants().await;
     let client = app.client();
     for host in ["localhost", "acme.localhost", "nope.example", "127.0.0.1"] {
-        let health = client.get(app.url(host, "/healthz")).send().await.unwrap();
+        let health = app.get(&client, host, "/healthz").await;
         assert_eq!(health.status(), 200, "{host}");
         assert_eq!(health.text().await.unwrap(), "ok");
-        let ready = client.get(app.url(host, "/readyz")).send().await.unwrap();
+        let ready = app.get(&client, host, "/readyz").await;
         assert_eq!(ready.status(), 200, "{host}");
     }
 }
@@ -136,11 +136,9 @@ async fn host_header_variants() {
 async fn static_assets_are_served_with_cache_headers() {
     let app = app_with_tenants().await;
     let client = app.client();
-    let css = client
-        .get(app.url("acme.localhost", "/static/css/app.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = app
+        .get(&client, "acme.localhost", "/static/css/app.css")
+        .await;
     assert_eq!(css.status(), 200);
     assert!(
         css.headers()["content-type"]
@@ -158,9 +156,8 @@ async fn static_assets_are_served_with_cache_headers() {
     let again = client
         .get(app.url("acme.localhost", "/static/css/app.css"))
         .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), 304);
     for path in [
         "/static/../Cargo.toml",
@@ -168,7 +165,7 @@ async fn static_assets_are_served_with_cache_headers() {
         "/static/css/../../Cargo.toml",
         "/static/nope.css",
     ] {
-        let response = client.get(app.url("localhost", path)).send().await.unwrap();
+        let response = app.get(&client, "localhost", path).await;
         assert!(
             response.status() == 404 || response.status() == 400,
             "{path}: {}",

@@ -7,7 +7,7 @@ use tenantry::tenancy::sessions::SiteSessionStore;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
+use crate::harness::{PASSWORD, Sent, TestApp, TestDb, csrf_for, csrf_from};
 
 const ACME: &str = "acme.localhost";
 const GLOBEX: &str = "globex.localhost";
@@ -48,7 +48,7 @@ fn session_cookie(response: &Response) -> Option<String> {
 }
 
 async fn get(client: &Client, app: &TestApp, host: &str, path: &str) -> Response {
-    client.get(app.url(host, path)).send().await.unwrap()
+    app.get(&client, host, path).await
 }
 
 /// GET with only the given session cookie (a fresh client, no jar).
@@ -56,9 +56,8 @@ async fn get_with_session(app: &TestApp, host: &str, path: &str, session: &str) 
     app.client()
         .get(app.url(host, path))
         .header(COOKIE, format!("tenantry_session={session}"))
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 fn assert_to_login(response: &Response) {
@@ -164,17 +163,15 @@ async fn each_tenant_has_its_own_branded_login_page_and_theme() {
     let again = client
         .get(app.url(ACME, "/theme.css"))
         .header(IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     assert!(again.text().await.unwrap().is_empty());
     let stale = client
         .get(app.url(GLOBEX, "/theme.css"))
         .header(IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(stale.status(), 200, "another tenant's ETag does not match");
 
     // A favicon from the initials; no logo uploaded, so /brand/logo is 404.
@@ -355,9 +352,8 @@ async fn a_planted_session_cookie_is_replaced_at_login() {
             ("password", PASSWORD),
             ("csrf_token", &token),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let new_id = session_cookie(&response).unwrap();
     assert_ne!(new_id, planted, "the session id changes at login");
@@ -380,7 +376,7 @@ async fn logout_deletes_the_session_row_and_the_old_cookie_is_useless() {
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
     // Logging out needs the CSRF token.
-    let forged = client.post(app.url(ACME, "/logout")).send().await.unwrap();
+    let forged = client.post(app.url(ACME, "/logout")).sent().await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
@@ -706,37 +702,43 @@ async fn invalid_tasks_are_refused_with_messages() {
     assert!(bad.text().await.unwrap().contains("Edit task"));
 
     // No or a wrong CSRF token: 403. Too large a body: 413.
-    let no_token = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[("title", "sneaky"), ("status", "todo")])
-        .send()
-        .await
-        .unwrap();
+    let no_token = app
+        .post(
+            &client,
+            ACME,
+            "/tasks",
+            &[("title", "sneaky"), ("status", "todo")],
+        )
+        .await;
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
-    let wrong_token = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[
-            ("title", "sneaky"),
-            ("status", "todo"),
-            ("csrf_token", "00"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let wrong_token = app
+        .post(
+            &client,
+            ACME,
+            "/tasks",
+            &[
+                ("title", "sneaky"),
+                ("status", "todo"),
+                ("csrf_token", "00"),
+            ],
+        )
+        .await;
     assert_eq!(wrong_token.status(), StatusCode::FORBIDDEN);
     let token = csrf_for(&client, &app.url(ACME, "/")).await;
     let huge = "d".repeat(2 * 1024 * 1024);
-    let too_large = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[
-            ("title", "big"),
-            ("status", "todo"),
-            ("description", &huge),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let too_large = app
+        .post(
+            &client,
+            ACME,
+            "/tasks",
+            &[
+                ("title", "big"),
+                ("status", "todo"),
+                ("description", &huge),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
     assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(task_ids(&app.db, "t_acme").await.len(), 1);
 }
@@ -910,26 +912,30 @@ async fn admins_manage_users_and_members_cannot() {
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
     assert!(forbidden.text().await.unwrap().contains("Not allowed"));
     let token = csrf_for(&member, &app.url(ACME, "/")).await;
-    let attempt = member
-        .post(app.url(ACME, "/admin/users"))
-        .form(&[
-            ("email", "x@acme.test"),
-            ("display_name", "X"),
-            ("password", PASSWORD),
-            ("role", "admin"),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let attempt = app
+        .post(
+            &member,
+            ACME,
+            "/admin/users",
+            &[
+                ("email", "x@acme.test"),
+                ("display_name", "X"),
+                ("password", PASSWORD),
+                ("role", "admin"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
     assert_eq!(attempt.status(), StatusCode::FORBIDDEN);
     let admin_id = user_id(&app.db, "admin@acme.test").await;
-    let attempt = member
-        .post(app.url(ACME, &format!("/admin/users/{admin_id}/deactivate")))
-        .form(&[("csrf_token", &token)])
-        .send()
-        .await
-        .unwrap();
+    let attempt = app
+        .post(
+            &member,
+            ACME,
+            &format!("/admin/users/{admin_id}/deactivate"),
+            &[("csrf_token", &token)],
+        )
+        .await;
     assert_eq!(attempt.status(), StatusCode::FORBIDDEN);
     assert_eq!(user_count(&app.db, "acme").await, 2);
 
@@ -1161,12 +1167,7 @@ async fn a_suspended_workspace_shows_a_branded_403_on_every_page() {
         StatusCode::UNAUTHORIZED,
         "globex is unaffected"
     );
-    let response = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[("title", "x")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(&client, ACME, "/tasks", &[("title", "x")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(get(&client, &app, ACME, "/theme.css").await.status(), 200);
     assert_eq!(get(&client, &app, ACME, "/favicon.svg").await.status(), 200);
@@ -1304,9 +1305,8 @@ async fn theme_css_honours_weak_and_listed_etags() {
         let response = client
             .get(app.url(ACME, "/theme.css"))
             .header(IF_NONE_MATCH, &header)
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{header}");
         assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
     }
@@ -1365,9 +1365,8 @@ async fn a_logo_brands_the_pages_and_the_favicon() {
     let again = client
         .get(app.url(ACME, "/brand/logo"))
         .header(IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
     let icon = get(&client, &app, ACME, "/favicon.svg").await;
@@ -1382,9 +1381,8 @@ async fn a_logo_brands_the_pages_and_the_favicon() {
     let again = client
         .get(app.url(ACME, "/favicon.svg"))
         .header(IF_NONE_MATCH, &icon_etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
     // globex has no logo: initials, and no logo of acme's.
