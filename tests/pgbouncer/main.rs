@@ -22,7 +22,7 @@ use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
 use crate::battery::Spec;
-use crate::harness::{ROOT, TestApp, TestDb};
+use crate::harness::{ROOT, Sent, TestApp, TestDb};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
@@ -113,18 +113,13 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let response = panel
         .post(one.url(ROOT, &format!("/tenants/{}/branding", battery::slug(7))))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // ...and instance two serves it within a second.
     let seen = battery::within(Duration::from_secs(1), async || {
-        let page = browser.get(two.url(&host, "/login")).send().await.unwrap();
-        let css = browser
-            .get(two.url(&host, "/theme.css"))
-            .send()
-            .await
-            .unwrap();
+        let page = two.get(&browser, &host, "/login").await;
+        let css = two.get(&browser, &host, "/theme.css").await;
         page.text().await.unwrap().contains("Rebranded Seven")
             && css.text().await.unwrap().contains("#123456")
     })
