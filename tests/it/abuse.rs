@@ -9,16 +9,13 @@ use reqwest::{Response, StatusCode};
 
 use tenantry::web::throttle;
 
-use crate::harness::{PASSWORD, Sent, TestApp, TestAppBuilder, TestDb, csrf_for};
-
-const ACME: &str = "acme.localhost";
-const GLOBEX: &str = "globex.localhost";
+use crate::harness::{
+    ACME, GLOBEX, PASSWORD, Sent, TestApp, TestAppBuilder, TestDb, csrf_for, header,
+};
 
 /// Acme, Globex and a super-admin, for an app still to start.
 async fn two_tenants() -> TestAppBuilder {
-    let db = TestDb::new().await;
-    db.create_tenant_named("acme", "Acme Inc").await;
-    db.create_tenant_named("globex", "Globex Corporation").await;
+    let db = TestDb::two_tenants().await;
     db.create_super_admin("root@panel.test").await;
     TestApp::builder(db)
 }
@@ -369,12 +366,7 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
         request = request.header(name, value);
     }
     let response = request.sent().await;
-    assert!(
-        response.headers()["strict-transport-security"]
-            .to_str()
-            .unwrap()
-            .starts_with("max-age=")
-    );
+    assert!(header(&response, "strict-transport-security").starts_with("max-age="));
     let set = cookies(&response);
     assert!(!set.is_empty());
     assert!(set.iter().all(|c| c.contains("; Secure")), "{set:?}");

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{PASSWORD, Sent, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from, ROOT};
+use crate::harness::{
+    PASSWORD, ROOT, Sent, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from, header, location,
+};
 
 const ADMIN: &str = "root@panel.test";
 
@@ -83,6 +85,10 @@ impl Panel {
             .unwrap()
     }
 
+    async fn count(&self, sql: &str) -> i64 {
+        self.db().count(sql).await
+    }
+
     async fn tenant_count(&self) -> i64 {
         self.db().count("SELECT count(*) FROM tenants").await
     }
@@ -109,10 +115,6 @@ impl Panel {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-fn location(response: &Response) -> &str {
-    response.headers()["location"].to_str().unwrap()
 }
 
 /// The valid fields of the create form, with `overrides` replacing some.
@@ -265,11 +267,10 @@ async fn login_logout_and_csrf() {
         "{audit:?}"
     );
     assert_eq!(audit[2].1, ADMIN);
-    let addr: Option<String> =
-        sqlx::query_scalar("SELECT client_addr FROM audit_log WHERE action = 'login'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let addr: Option<String> = app
+        .db
+        .scalar("SELECT client_addr FROM audit_log WHERE action = 'login'")
+        .await;
     assert_eq!(addr.as_deref(), Some("127.0.0.1"));
 }
 
@@ -363,27 +364,18 @@ async fn creating_a_tenant_provisions_its_schema() {
     for script in ["/static/js/branding.js", "/static/js/confirm.js"] {
         let response = panel.get(script).await;
         assert_eq!(response.status(), 200, "{script}");
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/javascript")
-        );
+        assert!(header(&response, "content-type").starts_with("text/javascript"));
     }
 
     let response = panel.post("/tenants", &create_fields(&[])).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/newco");
     assert!(panel.db().schema_exists("t_newco").await);
-    assert_eq!(
-        panel.db().count("SELECT count(*) FROM t_newco.users").await,
-        1
-    );
-    let (primary, user_count): (String, i32) =
-        sqlx::query_as("SELECT primary_color, user_count FROM tenants WHERE slug = 'newco'")
-            .fetch_one(&panel.db().pool)
-            .await
-            .unwrap();
+    assert_eq!(panel.count("SELECT count(*) FROM t_newco.users").await, 1);
+    let (primary, user_count): (String, i32) = panel
+        .db()
+        .row("SELECT primary_color, user_count FROM tenants WHERE slug = 'newco'")
+        .await;
     assert_eq!(primary, "#1d4ed8", "stored lower-case");
     assert_eq!(user_count, 1);
     assert_eq!(panel.audit_count("tenant_create").await, 1);
@@ -440,12 +432,7 @@ async fn links_to_tenants_use_the_reached_port_or_the_public_url() {
 async fn invalid_tenant_input_is_422_and_creates_nothing() {
     let panel = Panel::start(&["acme"]).await;
     // A default domain held by another tenant (put there behind our back).
-    sqlx::query(
-        "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'taken.localhost', id FROM tenants",
-    )
-    .execute(&panel.db().pool)
-    .await
-    .unwrap();
+    panel.db().exec("INSERT INTO tenant_domains (domain, tenant_id) SELECT 'taken.localhost', id FROM tenants").await;
     let cases: &[(&str, &str, &str)] = &[
         (
             "slug",
@@ -540,14 +527,13 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
         "the ETag follows the version"
     );
 
-    let (name, theme, content_type, sha, version): (String, String, String, String, i64) =
-        sqlx::query_as(
+    let (name, theme, content_type, sha, version): (String, String, String, String, i64) = panel
+        .db()
+        .row(
             "SELECT display_name, theme, logo_content_type, logo_sha256, branding_version
                FROM tenants WHERE slug = 'acme'",
         )
-        .fetch_one(&panel.db().pool)
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         (name.as_str(), theme.as_str(), content_type.as_str()),
         ("Acme Rebranded", "dark", "image/png")
@@ -582,7 +568,6 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         panel
-            .db()
             .count("SELECT count(*) FROM tenants WHERE logo IS NOT NULL")
             .await,
         1
@@ -596,7 +581,6 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         panel
-            .db()
             .count("SELECT count(*) FROM tenants WHERE logo IS NULL AND logo_sha256 IS NULL")
             .await,
         1
@@ -684,13 +668,13 @@ async fn invalid_branding_is_422_and_changes_nothing() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
 
-    let (name, primary, version, has_logo): (String, String, i64, bool) = sqlx::query_as(
-        "SELECT display_name, primary_color, branding_version, logo IS NOT NULL
+    let (name, primary, version, has_logo): (String, String, i64, bool) = panel
+        .db()
+        .row(
+            "SELECT display_name, primary_color, branding_version, logo IS NOT NULL
            FROM tenants WHERE slug = 'acme'",
-    )
-    .fetch_one(&panel.db().pool)
-    .await
-    .unwrap();
+        )
+        .await;
     assert_eq!(
         (name.as_str(), primary.as_str(), version, has_logo),
         ("acme Inc", "#4f46e5", 1, false)
@@ -710,9 +694,7 @@ async fn custom_domains_can_be_added_and_removed() {
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/acme");
     assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default")
+        panel.count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default")
             .await,
         1
     );
@@ -747,13 +729,7 @@ async fn custom_domains_can_be_added_and_removed() {
         assert!(html.contains("id=\"domain-error\""), "{domain}");
         assert!(html.contains(message), "{domain}: {message}");
     }
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains")
-            .await,
-        3
-    );
+    assert_eq!(panel.count("SELECT count(*) FROM tenant_domains").await, 3);
 
     // The default domain stays.
     let response = panel
@@ -774,13 +750,7 @@ async fn custom_domains_can_be_added_and_removed() {
     panel
         .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 404)
         .await;
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains")
-            .await,
-        2
-    );
+    assert_eq!(panel.count("SELECT count(*) FROM tenant_domains").await, 2);
     assert_eq!(panel.audit_count("domain_add").await, 1);
     assert_eq!(panel.audit_count("domain_remove").await, 1);
 }
@@ -790,20 +760,19 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     let panel = Panel::start(&["acme"]).await;
     panel.app.wait_for_host("acme.localhost").await;
     // A signed-in user of the tenant.
-    sqlx::query(
-        "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date, owner_id)
+    panel
+        .db()
+        .exec(
+            "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date, owner_id)
          SELECT 'sess-1', '{}', now() + interval '1 day', id FROM t_acme.users",
-    )
-    .execute(&panel.db().pool)
-    .await
-    .unwrap();
+        )
+        .await;
 
     let response = panel.post("/tenants/acme/suspend", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/acme");
     assert_eq!(
         panel
-            .db()
             .count("SELECT count(*) FROM t_acme.tenantry_sessions")
             .await,
         0
@@ -823,7 +792,6 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
         .await;
     assert_eq!(
         panel
-            .db()
             .count("SELECT count(*) FROM tenants WHERE status = 'active'")
             .await,
         1
@@ -840,7 +808,6 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(
         panel
-            .db()
             .count("SELECT count(*) FROM tenants WHERE status = 'active'")
             .await,
         1
@@ -880,7 +847,6 @@ async fn deletion_needs_the_slug_typed_again() {
     assert_eq!(panel.tenant_count().await, 1);
     assert_eq!(
         panel
-            .db()
             .count("SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost'")
             .await,
         0
@@ -893,12 +859,12 @@ async fn deletion_needs_the_slug_typed_again() {
         panel.get("/tenants/acme").await.status(),
         StatusCode::NOT_FOUND
     );
-    let detail: String = sqlx::query_scalar(
-        "SELECT detail FROM audit_log WHERE action = 'tenant_delete' AND tenant_slug = 'acme'",
-    )
-    .fetch_one(&panel.db().pool)
-    .await
-    .unwrap();
+    let detail: String = panel
+        .db()
+        .scalar(
+            "SELECT detail FROM audit_log WHERE action = 'tenant_delete' AND tenant_slug = 'acme'",
+        )
+        .await;
     assert!(detail.contains("t_acme"), "{detail}");
 }
 
@@ -927,22 +893,18 @@ async fn the_list_searches_and_pages_through_ten_thousand_tenants() {
     db.create_super_admin(ADMIN).await;
     // Catalogue rows only (no schemas): the list never looks inside them.
     // Seeded before the app starts, so the registry loads them in one go.
-    sqlx::query(
+    db.exec(
         "INSERT INTO tenants (slug, schema_name, display_name, user_count, created_at)
          SELECT 'ten-' || lpad(i::text, 5, '0'), 't_ten_' || lpad(i::text, 5, '0'),
                 'Company ' || i, i % 7, now() - i * interval '1 minute'
            FROM generate_series(1, 10000) AS i",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
+    .await;
+    db.exec(
         "INSERT INTO tenant_domains (domain, tenant_id, is_default)
          SELECT slug || '.localhost', id, true FROM tenants",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     let panel = Panel::open(db).await;
 
     let started = Instant::now();
@@ -1026,9 +988,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
             .contains("xn--bcher-kva.example")
     );
     assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'")
+        panel.count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'")
             .await,
         1
     );

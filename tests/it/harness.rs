@@ -194,7 +194,34 @@ impl TestDb {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).await
+    }
+
+    /// Runs `sql` (one statement or several, no parameters).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    /// The one value `sql` selects.
+    pub async fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The one row `sql` selects.
+    pub async fn row<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.pool)
             .await
             .unwrap()
@@ -476,12 +503,12 @@ pub trait Sent {
 }
 
 impl Sent for RequestBuilder {
-    fn sent(self) -> impl Future<Output = Response> + Send {
-        async move { self.send().await.unwrap() }
+    async fn sent(self) -> Response {
+        self.send().await.unwrap()
     }
 
-    fn sent_text(self) -> impl Future<Output = String> + Send {
-        async move { self.sent().await.text().await.unwrap() }
+    async fn sent_text(self) -> String {
+        self.sent().await.text().await.unwrap()
     }
 }
 

@@ -11,9 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{Sent, TestApp, TestDb};
-
-const ACME: &str = "acme.localhost";
+use crate::harness::{ACME, Sent, TestApp, TestDb};
 
 /// Sends raw bytes as one HTTP/1.1 request and returns the status and body.
 /// `None` when the server closed the connection without an answer.

@@ -76,13 +76,11 @@ async fn one_connection_alternating_between_two_tenants() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
     db.create_tenant("globex").await;
-    sqlx::raw_sql(
+    db.exec(
         "INSERT INTO t_acme.tasks (title) VALUES ('acme-a'), ('acme-b');
          INSERT INTO t_globex.tasks (title) VALUES ('globex-a');",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     // A pool of ONE connection: every request reuses it, tenant after tenant.
     let app = TestApp::builder(db)
         .pool_size(1)

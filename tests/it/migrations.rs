@@ -23,10 +23,8 @@ async fn new_migration_over_fifty_tenants_with_one_failure() {
         db.create_tenant(&format!("tenant-{i:02}")).await;
     }
     // Tenant 7 already has the column: its migration fails, the others go on.
-    sqlx::raw_sql("ALTER TABLE t_tenant_07.tasks ADD COLUMN priority integer")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    db.exec("ALTER TABLE t_tenant_07.tasks ADD COLUMN priority integer")
+        .await;
 
     let migrator = with_new_migration();
     let pool = db.pool_of(4);
@@ -66,10 +64,8 @@ async fn new_migration_over_fifty_tenants_with_one_failure() {
     );
 
     // Fix the tenant and rerun: only it is visited.
-    sqlx::raw_sql("ALTER TABLE t_tenant_07.tasks DROP COLUMN priority")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    db.exec("ALTER TABLE t_tenant_07.tasks DROP COLUMN priority")
+        .await;
     let summary = migrate::rollout(&pool, &migrator, 4, false, |_, _| {})
         .await
         .unwrap();
@@ -143,33 +139,24 @@ CREATE TRIGGER "touch;task" BEFORE UPDATE ON tasks
         "{summary:?}"
     );
 
-    sqlx::raw_sql(
+    db.exec(
         "INSERT INTO t_acme.tasks (title) VALUES ('x');
          UPDATE t_acme.tasks SET title = 'y'",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let description: String = sqlx::query_scalar("SELECT description FROM t_acme.tasks")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    .await;
+    let description: String = db.scalar("SELECT description FROM t_acme.tasks").await;
     assert_eq!(description, ";';it's;");
 
     // The ledger holds sqlx's checksum of the whole text, as before.
-    let checksum: Vec<u8> =
-        sqlx::query_scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 90001")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let checksum: Vec<u8> = db
+        .scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 90001")
+        .await;
     let expected = migrator.iter().find(|m| m.version == 90_001).unwrap();
     assert_eq!(checksum.as_slice(), expected.checksum.as_ref());
     assert_eq!(checksum, sha2::Sha384::digest(sql).to_vec());
-    let first: Vec<u8> =
-        sqlx::query_scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 1")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let first: Vec<u8> = db
+        .scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 1")
+        .await;
     assert_eq!(
         first.as_slice(),
         TENANT_MIGRATIONS.iter().next().unwrap().checksum.as_ref()

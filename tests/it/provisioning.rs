@@ -72,11 +72,9 @@ async fn an_uncommitted_provisioning_leaves_nothing_behind() {
 async fn provisioning_creates_row_domain_schema_ledger_and_admin() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
-    let (schema, version): (String, i64) =
-        sqlx::query_as("SELECT schema_name, schema_version FROM tenants WHERE slug = 'acme'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (schema, version): (String, i64) = db
+        .row("SELECT schema_name, schema_version FROM tenants WHERE slug = 'acme'")
+        .await;
     assert_eq!(schema, "t_acme");
     assert_eq!(
         version,

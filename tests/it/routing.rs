@@ -1,17 +1,10 @@
 //! Host routing over real HTTP.
 
-use crate::harness::{Sent, TestApp, TestDb};
+use crate::harness::{Sent, TestApp, TestDb, header};
 
 async fn app_with_tenants() -> TestApp {
-    let db = TestDb::new().await;
-    db.create_tenant_named("acme", "Acme Inc").await;
-    db.create_tenant_named("globex", "Globex Corporation").await;
-    sqlx::query(
-        "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants WHERE slug = 'acme'",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let db = TestDb::two_tenants().await;
+    db.exec("INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants WHERE slug = 'acme'").await;
     let app = TestApp::start(db).await;
     app.wait_for_host("tasks.acme.com").await;
     app
@@ -140,18 +133,8 @@ async fn static_assets_are_served_with_cache_headers() {
         .get(&client, "acme.localhost", "/static/css/app.css")
         .await;
     assert_eq!(css.status(), 200);
-    assert!(
-        css.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
-    );
-    assert!(
-        css.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("max-age")
-    );
+    assert!(header(&css, "content-type").starts_with("text/css"));
+    assert!(header(&css, "cache-control").contains("max-age"));
     let etag = css.headers()["etag"].clone();
     let again = client
         .get(app.url("acme.localhost", "/static/css/app.css"))
