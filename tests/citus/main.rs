@@ -238,10 +238,7 @@ async fn a_deleted_tenant_is_gone_from_both_nodes() {
         );
         assert!(!schema_on(&worker, schema).await, "{schema} on the worker");
     }
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM citus_schemas")
-        .fetch_one(&db.db.pool)
-        .await
-        .unwrap();
+    let left: i64 = db.db.scalar("SELECT count(*) FROM citus_schemas").await;
     assert_eq!(left, 0);
 }
 
@@ -396,6 +393,12 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     let app = TestApp::start(db.test_db()).await;
     let client = app.super_admin(ADMIN).await;
     let get = async |path: &str| page(&app, &client, ROOT, path).await;
+    let move_to = async |node: &str| {
+        let page = "/tenants/cp-a";
+        let fields = [("node", node)];
+        app.post_form(&client, ROOT, page, "/tenants/cp-a/move", &fields)
+            .await
+    };
 
     let page = get("/tenants/cp-a").await;
     assert!(
@@ -410,15 +413,7 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     );
     assert!(!page.contains(&format!("<option value=\"{}\">", name(&from))));
 
-    let response = app
-        .post_form(
-            &client,
-            ROOT,
-            "/tenants/cp-a",
-            "/tenants/cp-a/move",
-            &[("node", &name(&to))],
-        )
-        .await;
+    let response = move_to(&name(&to)).await;
     assert_redirect(&response, "/tenants/cp-a", "move");
     let page = get("/tenants/cp-a").await;
     assert_eq!(node_of(&db, "t_cp_a").await, to, "{page}");
@@ -438,15 +433,7 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     assert_eq!(audited, 1);
 
     // An unknown node is refused with a message, not a 500.
-    let response = app
-        .post_form(
-            &client,
-            ROOT,
-            "/tenants/cp-a",
-            "/tenants/cp-a/move",
-            &[("node", "nowhere.invalid:1")],
-        )
-        .await;
+    let response = move_to("nowhere.invalid:1").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let page = get("/tenants/cp-a").await;
     assert!(page.contains("is not a node of this cluster"), "{page}");
@@ -475,11 +462,10 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
         page.contains("data-rebalance-state="),
         "status shown: {page}"
     );
-    let audited: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'rebalance_start'")
-            .fetch_one(&db.db.pool)
-            .await
-            .unwrap();
+    let audited: i64 = db
+        .db
+        .scalar("SELECT count(*) FROM audit_log WHERE action = 'rebalance_start'")
+        .await;
     assert_eq!(audited, 1);
     // A short wait for the (one-move) job, so it does not outlive the test.
     let deadline = Instant::now() + Duration::from_secs(30);
