@@ -21,6 +21,22 @@ fn spawn(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> std::process::Chil
     spawn_cli(&all, args)
 }
 
+/// Reads the child's `pipe` line by line, with `read`, on a blocking thread.
+async fn read_lines<P, T>(
+    pipe: P,
+    read: impl FnOnce(Box<dyn Iterator<Item = String>>) -> T + Send + 'static,
+) -> T
+where
+    P: std::io::Read + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        read(Box::new(BufReader::new(pipe).lines().map_while(Result::ok)))
+    })
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
 async fn killing_tenant_create_midway_leaves_nothing() {
     let db = TestDb::new().await;
@@ -45,14 +61,10 @@ async fn killing_tenant_create_midway_leaves_nothing() {
     }
     // Wait until it says it has created the schema (inside its transaction).
     let stderr = child.stderr.take().unwrap();
-    let paused = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("paused at after-schema"))
+    let paused = read_lines(stderr, |mut lines| {
+        lines.any(|line| line.contains("paused at after-schema"))
     })
-    .await
-    .unwrap();
+    .await;
     assert!(paused, "provisioning reached the pause point");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -93,16 +105,13 @@ async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
 
     let mut child = spawn(&db, &["migrate", "--jobs", "4"], &[]);
     let stdout = child.stdout.take().unwrap();
-    let seen = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
+    let seen = read_lines(stdout, |lines| {
+        lines
             .filter(|line| line.contains("applied"))
             .take(40)
             .count()
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(seen, 40, "the rollout was under way");
     child.kill().unwrap();
     child.wait().unwrap();

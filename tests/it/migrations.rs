@@ -66,22 +66,21 @@ async fn new_migration_over_fifty_tenants_with_one_failure() {
     // Fix the tenant and rerun: only it is visited.
     db.exec("ALTER TABLE t_tenant_07.tasks DROP COLUMN priority")
         .await;
-    let summary = migrate::rollout(&pool, &migrator, 4, false, |_, _| {})
-        .await
-        .unwrap();
+    let rerun = async |verify: bool| {
+        migrate::rollout(&pool, &migrator, 4, verify, |_, _| {})
+            .await
+            .unwrap()
+    };
+    let summary = rerun(false).await;
     assert_eq!(
         (summary.migrated, summary.skipped, summary.failed.len()),
         (1, 49, 0)
     );
 
     // A rerun is a no-op, and so is a full verification of every ledger.
-    let summary = migrate::rollout(&pool, &migrator, 4, false, |_, _| {})
-        .await
-        .unwrap();
+    let summary = rerun(false).await;
     assert_eq!((summary.migrated, summary.skipped), (0, 50));
-    let summary = migrate::rollout(&pool, &migrator, 4, true, |_, _| {})
-        .await
-        .unwrap();
+    let summary = rerun(true).await;
     assert_eq!(
         (summary.migrated, summary.current, summary.failed.len()),
         (0, 50, 0)

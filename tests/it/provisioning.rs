@@ -27,16 +27,19 @@ fn new_tenant(slug: &str) -> NewTenant {
     }
 }
 
+/// Begins provisioning `slug` (see [`new_tenant`]) with `migrator`.
+async fn begin(
+    db: &TestDb,
+    slug: &str,
+    migrator: &Migrator,
+) -> Result<provision::Provisioning, ProvisionError> {
+    provision::begin(&db.pool, &new_tenant(slug).catalogue(), ROOT, migrator).await
+}
+
 #[tokio::test]
 async fn a_failing_migration_leaves_nothing_behind() {
     let db = TestDb::new().await;
-    let result = provision::begin(
-        &db.pool,
-        &new_tenant("doomed").catalogue(),
-        ROOT,
-        &failing_migrator(),
-    )
-    .await;
+    let result = begin(&db, "doomed", &failing_migrator()).await;
     let err = result.err().expect("provisioning must fail");
     assert!(matches!(err, ProvisionError::Migrate(_)), "{err}");
     assert!(err.to_string().contains("fails on purpose"), "{err}");
@@ -54,14 +57,7 @@ async fn a_failing_migration_leaves_nothing_behind() {
 #[tokio::test]
 async fn an_uncommitted_provisioning_leaves_nothing_behind() {
     let db = TestDb::new().await;
-    let p = provision::begin(
-        &db.pool,
-        &new_tenant("halfway").catalogue(),
-        ROOT,
-        &TENANT_MIGRATIONS,
-    )
-    .await
-    .unwrap();
+    let p = begin(&db, "halfway", &TENANT_MIGRATIONS).await.unwrap();
     drop(p); // e.g. the first admin's insert failed
     // The rollback is sent when the connection is next used; any query will do.
     assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);

@@ -75,24 +75,29 @@ struct State {
 }
 
 impl State {
-    fn full() -> State {
+    /// All of the release (`true`) or none of it.
+    fn all_or_none(applied: bool) -> State {
+        let ledger_row = i64::from(applied);
+        let schema_version = if applied {
+            latest_version(&with_new_migrations())
+        } else {
+            latest_version(&TENANT_MIGRATIONS)
+        };
         State {
-            column: true,
-            index: true,
-            comment: true,
-            ledger_rows: (1, 1),
-            schema_version: latest_version(&with_new_migrations()),
+            column: applied,
+            index: applied,
+            comment: applied,
+            ledger_rows: (ledger_row, ledger_row),
+            schema_version,
         }
     }
 
+    fn full() -> State {
+        State::all_or_none(true)
+    }
+
     fn untouched() -> State {
-        State {
-            column: false,
-            index: false,
-            comment: false,
-            ledger_rows: (0, 0),
-            schema_version: latest_version(&TENANT_MIGRATIONS),
-        }
+        State::all_or_none(false)
     }
 }
 
