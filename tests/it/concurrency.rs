@@ -13,13 +13,7 @@ use crate::harness::{PASSWORD, Sent, TestApp, TestDb, csrf_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_mixed_requests_across_100_tenants_never_leak() {
-    let spec = Spec {
-        tenants: battery::env_or("BATTERY_TENANTS", 100),
-        users_per_tenant: 2,
-        requests: battery::env_or("BATTERY_REQUESTS", 20_000),
-        concurrency: 64,
-        seed: 0x7e57_5eed,
-    };
+    let spec = Spec::full(battery::env_or("BATTERY_TENANTS", 100), 0x7e57_5eed);
     let db = TestDb::new().await;
     battery::provision(&db, &spec).await;
     // Four connections for 64 concurrent clients: every connection serves

@@ -177,7 +177,12 @@ impl TestDb {
             display_name: "Admin".into(),
             password_hash: admin_hash().await,
         };
-        onboarding::create_tenant(&self.pool, ROOT, &new, &admin)
+        self.provision(&new, &admin).await;
+    }
+
+    /// Provisions `new` with its first admin, as onboarding does.
+    pub async fn provision(&self, new: &NewTenant, admin: &FirstAdmin) {
+        onboarding::create_tenant(&self.pool, ROOT, new, admin)
             .await
             .expect("provision tenant")
             .commit()
@@ -195,6 +200,11 @@ impl TestDb {
 
     pub async fn count(&self, sql: &str) -> i64 {
         self.scalar(sql).await
+    }
+
+    /// Asserts that `sql` counts `expected`.
+    pub async fn assert_count(&self, sql: &str, expected: i64) {
+        assert_eq!(self.count(sql).await, expected, "{sql}");
     }
 
     /// Runs `sql` (one statement or several, no parameters).
