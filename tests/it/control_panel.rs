@@ -89,8 +89,18 @@ impl Panel {
         self.db().count(sql).await
     }
 
+    async fn assert_count(&self, sql: &str, expected: i64) {
+        self.db().assert_count(sql, expected).await;
+    }
+
     async fn tenant_count(&self) -> i64 {
         self.db().count("SELECT count(*) FROM tenants").await
+    }
+
+    /// Polls `host` `path` until it answers `status`, for at most a
+    /// second; returns the page.
+    async fn until_status(&self, host: &str, path: &str, status: u16) -> String {
+        self.within_a_second(host, path, |s, _| s == status).await.1
     }
 
     /// Polls `host` `path` until `check` holds, for at most a second.
@@ -115,6 +125,16 @@ impl Panel {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The page of a 422 answer; `what` names the request in a failure.
+async fn unprocessable(response: Response, what: &str) -> String {
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{what}"
+    );
+    response.text().await.unwrap()
 }
 
 /// The valid fields of the create form, with `overrides` replacing some.
@@ -336,12 +356,9 @@ async fn every_page_but_login_requires_login() {
         assert_eq!(location(&response), "/login", "{path}");
     }
     assert_eq!(app.db.count("SELECT count(*) FROM tenants").await, 1);
-    assert_eq!(
-        app.db
-            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
-            .await,
-        1
-    );
+    app.db
+        .assert_count("SELECT count(*) FROM tenants WHERE status = 'active'", 1)
+        .await;
     assert_eq!(app.db.count("SELECT count(*) FROM tenant_domains").await, 1);
 }
 
@@ -452,12 +469,7 @@ async fn invalid_tenant_input_is_422_and_creates_nothing() {
         let response = panel
             .post("/tenants", &create_fields(&[(field, value)]))
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}={value}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, &format!("{field}={value}")).await;
         let error = format!("id=\"{field}-error\"");
         assert!(html.contains(&error), "{field}: no message beside it");
         assert!(html.contains(message), "{field}={value}: {html}");
@@ -541,8 +553,8 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     assert_eq!(sha.len(), 64);
     assert_eq!(version, 2);
     // The logo is served to the tenant and to the panel's preview.
-    let (_, _) = panel
-        .within_a_second("acme.localhost", "/brand/logo", |s, _| s == 200)
+    panel
+        .until_status("acme.localhost", "/brand/logo", 200)
         .await;
     let preview = panel.get("/tenants/acme/logo").await;
     assert_eq!(preview.status(), 200);
@@ -566,12 +578,9 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
         .brand("acme", branding_form(&panel.csrf, "#1e3a8a", None))
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        panel
-            .count("SELECT count(*) FROM tenants WHERE logo IS NOT NULL")
-            .await,
-        1
-    );
+    panel
+        .assert_count("SELECT count(*) FROM tenants WHERE logo IS NOT NULL", 1)
+        .await;
     let response = panel
         .brand(
             "acme",
@@ -579,14 +588,14 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        panel
-            .count("SELECT count(*) FROM tenants WHERE logo IS NULL AND logo_sha256 IS NULL")
-            .await,
-        1
-    );
     panel
-        .within_a_second("acme.localhost", "/brand/logo", |s, _| s == 404)
+        .assert_count(
+            "SELECT count(*) FROM tenants WHERE logo IS NULL AND logo_sha256 IS NULL",
+            1,
+        )
+        .await;
+    panel
+        .until_status("acme.localhost", "/brand/logo", 404)
         .await;
     assert_eq!(panel.audit_count("branding_change").await, 3);
 }
@@ -632,12 +641,7 @@ async fn invalid_branding_is_422_and_changes_nothing() {
     ];
     for (field, form) in cases {
         let response = panel.brand("acme", form).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, field).await;
         assert!(
             html.contains(&format!("id=\"{field}-error\"")),
             "{field}: {html}"
@@ -693,13 +697,9 @@ async fn custom_domains_can_be_added_and_removed() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/acme");
-    assert_eq!(
-        panel.count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default")
-            .await,
-        1
-    );
+    panel.assert_count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default", 1).await;
     panel
-        .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 200)
+        .until_status("tasks.example.com", "/theme.css", 200)
         .await;
     assert!(
         panel
@@ -720,12 +720,7 @@ async fn custom_domains_can_be_added_and_removed() {
         let response = panel
             .post(&format!("/tenants/{slug}/domains"), &[("domain", domain)])
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{domain}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, domain).await;
         assert!(html.contains("id=\"domain-error\""), "{domain}");
         assert!(html.contains(message), "{domain}: {message}");
     }
@@ -748,7 +743,7 @@ async fn custom_domains_can_be_added_and_removed() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     panel
-        .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 404)
+        .until_status("tasks.example.com", "/theme.css", 404)
         .await;
     assert_eq!(panel.count("SELECT count(*) FROM tenant_domains").await, 2);
     assert_eq!(panel.audit_count("domain_add").await, 1);
@@ -771,15 +766,10 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     let response = panel.post("/tenants/acme/suspend", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/acme");
-    assert_eq!(
-        panel
-            .count("SELECT count(*) FROM t_acme.tenantry_sessions")
-            .await,
-        0
-    );
-    let (_, body) = panel
-        .within_a_second("acme.localhost", "/", |s, _| s == 403)
+    panel
+        .assert_count("SELECT count(*) FROM t_acme.tenantry_sessions", 0)
         .await;
+    let body = panel.until_status("acme.localhost", "/", 403).await;
     assert!(body.contains("Workspace suspended"), "{body}");
     let html = panel.page("/tenants/acme").await;
     assert!(html.contains("Reactivate acme"));
@@ -790,12 +780,9 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     panel
         .within_a_second("acme.localhost", "/", |s, _| s != 403)
         .await;
-    assert_eq!(
-        panel
-            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
-            .await,
-        1
-    );
+    panel
+        .assert_count("SELECT count(*) FROM tenants WHERE status = 'active'", 1)
+        .await;
     assert_eq!(panel.audit_count("tenant_suspend").await, 1);
     assert_eq!(panel.audit_count("tenant_reactivate").await, 1);
 
@@ -806,12 +793,9 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
         .sent()
         .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        panel
-            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
-            .await,
-        1
-    );
+    panel
+        .assert_count("SELECT count(*) FROM tenants WHERE status = 'active'", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -845,14 +829,14 @@ async fn deletion_needs_the_slug_typed_again() {
     assert!(!panel.db().schema_exists("t_acme").await);
     assert!(panel.db().schema_exists("t_globex").await);
     assert_eq!(panel.tenant_count().await, 1);
-    assert_eq!(
-        panel
-            .count("SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost'")
-            .await,
-        0
-    );
     panel
-        .within_a_second("acme.localhost", "/theme.css", |s, _| s == 404)
+        .assert_count(
+            "SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost'",
+            0,
+        )
+        .await;
+    panel
+        .until_status("acme.localhost", "/theme.css", 404)
         .await;
     assert!(panel.page("/").await.contains("was deleted"));
     assert_eq!(
@@ -952,12 +936,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
         let response = panel
             .post("/tenants/acme/domains", &[("domain", domain)])
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{domain}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, domain).await;
         assert!(
             html.contains(&format!("id=\"domain-error\">{message}</p>")),
             "{domain}: {html}"
@@ -987,11 +966,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
             .await
             .contains("xn--bcher-kva.example")
     );
-    assert_eq!(
-        panel.count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'")
-            .await,
-        1
-    );
+    panel.assert_count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'", 1).await;
 
     // The same domain spelt either way is taken.
     for (slug, domain) in [
@@ -1002,12 +977,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
         let response = panel
             .post(&format!("/tenants/{slug}/domains"), &[("domain", domain)])
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{slug} {domain}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, &format!("{slug} {domain}")).await;
         assert!(
             html.contains("id=\"domain-error\">xn--bcher-kva.example is already in use</p>"),
             "{slug} {domain}: {html}"

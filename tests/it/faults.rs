@@ -135,13 +135,11 @@ async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        db.count(&format!(
-            "SELECT count(*) FROM tenants WHERE schema_version = {latest}"
-        ))
-        .await,
-        200
-    );
+    db.assert_count(
+        &format!("SELECT count(*) FROM tenants WHERE schema_version = {latest}"),
+        200,
+    )
+    .await;
     // Every schema's own ledger agrees, and every schema has its tables.
     let ledgers: i64 = db
         .count(

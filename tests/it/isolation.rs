@@ -121,12 +121,10 @@ async fn one_connection_alternating_between_two_tenants() {
 
     assert_eq!(app.db.count("SELECT count(*) FROM t_acme.tasks").await, 2);
     assert_eq!(app.db.count("SELECT count(*) FROM t_globex.tasks").await, 1);
-    assert_eq!(
-        app.db
-            .count(
-                "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks' AND schemaname = 'public'"
-            )
-            .await,
-        0
-    );
+    app.db
+        .assert_count(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks' AND schemaname = 'public'",
+            0,
+        )
+        .await;
 }

@@ -43,25 +43,25 @@ async fn new_migration_over_fifty_tenants_with_one_failure() {
     );
     assert_eq!(reported.len(), 50, "one report per tenant");
 
-    assert_eq!(
-        db.count(&format!(
+    db.assert_count(
+        &format!(
             "SELECT count(*) FROM tenants WHERE schema_version = {}",
             migrate::latest_version(&migrator)
-        ))
-        .await,
-        49
-    );
-    assert_eq!(
-        db.count("SELECT count(*) FROM t_tenant_12._sqlx_migrations WHERE version = 90000")
-            .await,
-        1
-    );
+        ),
+        49,
+    )
+    .await;
+    db.assert_count(
+        "SELECT count(*) FROM t_tenant_12._sqlx_migrations WHERE version = 90000",
+        1,
+    )
+    .await;
     // The failed tenant was left exactly as it was.
-    assert_eq!(
-        db.count("SELECT count(*) FROM t_tenant_07._sqlx_migrations WHERE version = 90000")
-            .await,
-        0
-    );
+    db.assert_count(
+        "SELECT count(*) FROM t_tenant_07._sqlx_migrations WHERE version = 90000",
+        0,
+    )
+    .await;
 
     // Fix the tenant and rerun: only it is visited.
     db.exec("ALTER TABLE t_tenant_07.tasks DROP COLUMN priority")

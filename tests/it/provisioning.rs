@@ -76,23 +76,18 @@ async fn provisioning_creates_row_domain_schema_ledger_and_admin() {
         version,
         tenantry::tenancy::migrate::latest_version(&TENANT_MIGRATIONS)
     );
-    assert_eq!(
-        db.count(
-            "SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost' AND is_default"
-        )
-        .await,
-        1
-    );
+    db.assert_count(
+        "SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost' AND is_default",
+        1,
+    )
+    .await;
     assert_eq!(
         db.count("SELECT count(*) FROM t_acme._sqlx_migrations")
             .await,
         TENANT_MIGRATIONS.iter().count() as i64
     );
-    assert_eq!(
-        db.count("SELECT count(*) FROM t_acme.users WHERE role = 'admin'")
-            .await,
-        1
-    );
+    db.assert_count("SELECT count(*) FROM t_acme.users WHERE role = 'admin'", 1)
+        .await;
     // The tenant's tables live in its schema only, never in public.
     assert_eq!(db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'tasks', 'sessions')").await, 0);
 }
@@ -153,11 +148,11 @@ async fn bad_slugs_are_refused_with_a_message_and_change_nothing() {
         assert!(!stderr.contains("panicked"), "{slug}: {stderr}");
     }
     assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
-    assert_eq!(
-        db.count("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_%'")
-            .await,
-        0
-    );
+    db.assert_count(
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+        0,
+    )
+    .await;
     assert!(db.schema_exists("public").await);
 }
 

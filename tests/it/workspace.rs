@@ -931,14 +931,12 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
 
     let done = user_action(&app, &admin, mia, "deactivate", &[]).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        app.db
-            .count(&format!(
-                "SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id = {mia}"
-            ))
-            .await,
-        0
-    );
+    app.db
+        .assert_count(
+            &format!("SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id = {mia}"),
+            0,
+        )
+        .await;
     assert_to_login(&app.get(&member, ACME, "/").await);
     assert_to_login(&get_with_session(&app, ACME, "/", &member_session).await);
     assert_to_login(&get_with_session(&app, ACME, "/", &other_session).await);
@@ -1174,12 +1172,12 @@ async fn expired_sessions_are_swept_from_every_schema() {
         )
         .await;
     assert_eq!(remaining, 1);
-    assert_eq!(
-        app.db
-            .count("SELECT count(*) FROM t_acme.tenantry_sessions WHERE id = 'live-a'")
-            .await,
-        1
-    );
+    app.db
+        .assert_count(
+            "SELECT count(*) FROM t_acme.tenantry_sessions WHERE id = 'live-a'",
+            1,
+        )
+        .await;
 }
 
 #[tokio::test]
