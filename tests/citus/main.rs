@@ -35,34 +35,23 @@ fn main() -> ExitCode {
     // background workers (now 64, see devdb::citus); serial stays the safe
     // default, `--test-threads` overrides it.
     let mut suite = Suite::new(cluster::missing()).one_at_a_time();
-    suite.test(
-        "tenants_spread_over_both_nodes_and_are_served_from_each",
-        Runtime::MultiThread { worker_threads: 2 },
-        tenants_spread_over_both_nodes_and_are_served_from_each,
+    let multi = Runtime::MultiThread { worker_threads: 2 };
+    suite::add!(
+        suite,
+        multi,
+        tenants_spread_over_both_nodes_and_are_served_from_each
     );
-    suite.test(
-        "a_new_migration_reaches_tenants_on_both_nodes",
+    suite::add!(
+        suite,
         Runtime::CurrentThread,
         a_new_migration_reaches_tenants_on_both_nodes,
-    );
-    suite.test(
-        "a_deleted_tenant_is_gone_from_both_nodes",
-        Runtime::CurrentThread,
         a_deleted_tenant_is_gone_from_both_nodes,
     );
-    suite.test(
-        "a_tenant_moved_while_its_board_is_requested_keeps_serving",
-        Runtime::MultiThread { worker_threads: 2 },
+    suite::add!(
+        suite,
+        multi,
         a_tenant_moved_while_its_board_is_requested_keeps_serving,
-    );
-    suite.test(
-        "a_super_admin_moves_a_tenant_and_rebalances_in_the_panel",
-        Runtime::MultiThread { worker_threads: 2 },
         a_super_admin_moves_a_tenant_and_rebalances_in_the_panel,
-    );
-    suite.test(
-        "isolation_battery_on_citus",
-        Runtime::MultiThread { worker_threads: 2 },
         isolation_battery_on_citus,
     );
     suite.run()

@@ -27,15 +27,16 @@ use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
     let mut suite = Suite::new(bouncer::missing());
-    suite.test(
-        "provisioning_and_tenant_queries_work_through_pgbouncer",
+    suite::add!(
+        suite,
         Runtime::CurrentThread,
-        provisioning_and_tenant_queries_work_through_pgbouncer,
+        provisioning_and_tenant_queries_work_through_pgbouncer
     );
-    suite.test(
-        "isolation_battery_through_pgbouncer_with_two_instances",
-        Runtime::MultiThread { worker_threads: 2 },
-        isolation_battery_through_pgbouncer_with_two_instances,
+    let multi = Runtime::MultiThread { worker_threads: 2 };
+    suite::add!(
+        suite,
+        multi,
+        isolation_battery_through_pgbouncer_with_two_instances
     );
     suite.run()
 }
@@ -76,13 +77,7 @@ async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
 async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
     tenantry::tenancy::db::use_prepared_statements(false);
-    let spec = Spec {
-        tenants: 100,
-        users_per_tenant: 2,
-        requests: battery::env_or("BATTERY_REQUESTS", 20_000),
-        concurrency: 64,
-        seed: 0xb0_0c3e,
-    };
+    let spec = Spec::full(100, 0xb0_0c3e);
     let db = TestDb::new().await;
     battery::provision(&db, &spec).await;
     db.create_super_admin("root@panel.test").await;
