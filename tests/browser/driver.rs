@@ -2,14 +2,15 @@
 //! flows share: filling forms, computed styles, screenshots at a desktop and
 //! a phone size, and axe-core accessibility checks.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+
+use crate::suite::Helper;
 
 /// The two viewports every main page is photographed at.
 pub const DESKTOP: (u32, u32) = (1280, 800);
@@ -69,51 +70,24 @@ pub fn missing() -> Option<String> {
 }
 
 /// A ChromeDriver process on a free loopback port; killed when dropped.
-pub struct Driver {
-    child: Child,
-    port: u16,
-    profiles: PathBuf,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profiles);
-    }
-}
+/// Its directory holds the browsers' profiles.
+pub struct Driver(Helper);
 
 impl Driver {
     pub fn start() -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let (port, profiles) = Helper::prepare("browser");
         let child = Command::new(chromedriver().expect("chromedriver is installed"))
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let profiles =
-            std::env::temp_dir().join(format!("tenantry-browser-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&profiles).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Driver {
-            child,
-            port,
-            profiles,
-        }
+        Driver(Helper::started(child, (port, profiles), 20, "chromedriver"))
     }
 
     /// A new browser session with a fresh profile (no shared cookies).
     pub async fn session(&self, name: &str) -> Browser {
-        let profile = self.profiles.join(name);
+        let profile = self.0.dir.join(name);
         std::fs::create_dir_all(&profile).unwrap();
         let caps = json!({
             "browserName": "chrome",
@@ -136,7 +110,7 @@ impl Driver {
         };
         let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
             .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .connect(&format!("http://127.0.0.1:{}", self.0.port))
             .await
             .expect("start a Chromium session");
         let browser = Browser { client };

@@ -23,12 +23,9 @@ use crate::harness::{PASSWORD, TestApp, TestDb};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
+    let multi = Runtime::MultiThread { worker_threads: 2 };
     let mut suite = Suite::new(driver::missing());
-    suite.test(
-        "tenants_in_a_real_browser",
-        Runtime::MultiThread { worker_threads: 2 },
-        tenants_in_a_real_browser,
-    );
+    suite::add!(suite, multi, tenants_in_a_real_browser);
     suite.run()
 }
 
@@ -64,10 +61,7 @@ async fn super_admin_creates_and_runs_a_tenant(app: &TestApp, b: &Browser) {
     b.goto(&cp("/")).await;
     assert_eq!(b.path().await, "/login");
     b.check_page("cp-login").await;
-    b.fill("#email", "root@tenantry.test").await;
-    b.fill("#password", PASSWORD).await;
-    b.click_text("Sign in").await;
-    b.wait_for_text("No tenants yet").await;
+    sign_in(b, "root@tenantry.test", "No tenants yet").await;
     assert_eq!(b.path().await, "/");
     b.check_page("cp-tenants-empty").await;
 
@@ -322,10 +316,7 @@ async fn member_sees_the_board_but_not_admin_pages(app: &TestApp, b: &Browser) {
     b.goto(&acme("/")).await;
     // A separate session: not signed in.
     assert_eq!(b.path().await, "/login");
-    b.fill("#email", "mia@acme.test").await;
-    b.fill("#password", PASSWORD).await;
-    b.click_text("Sign in").await;
-    b.wait_for_text("Welcome back.").await;
+    sign_in(b, "mia@acme.test", "Welcome back.").await;
     let board = b.body().await;
     assert!(board.contains("Review the pricing page"), "{board}");
     assert!(board.contains("Mia Member"));
@@ -373,10 +364,7 @@ async fn second_tenant_shows_only_its_own(app: &TestApp, b: &Browser) {
     assert!(!login.contains("Acme"), "{login}");
     b.check_page("tenant-login-dark").await;
 
-    b.fill("#email", "admin@globex.test").await;
-    b.fill("#password", PASSWORD).await;
-    b.click_text("Sign in").await;
-    b.wait_for_text("Welcome back.").await;
+    sign_in(b, "admin@globex.test", "Welcome back.").await;
     let board = b.body().await;
     assert!(board.contains("0 tasks in Globex Corporation"), "{board}");
     for acme_data in ["Acme", "pricing page", "Mia Member", "launch"] {
@@ -432,10 +420,7 @@ async fn operator_views_a_workspace_as_a_member(app: &TestApp, b: &Browser) {
     assert_eq!(b.path().await, "/login");
     assert!(!b.exists(".impersonation-banner").await);
 
-    b.fill("#email", "admin@acme.test").await;
-    b.fill("#password", PASSWORD).await;
-    b.click_text("Sign in").await;
-    b.wait_for_text("Welcome back.").await;
+    sign_in(b, "admin@acme.test", "Welcome back.").await;
     b.click_text("Audit").await;
     b.wait_for_text("Operator access").await;
     assert_eq!(b.path().await, "/audit");
@@ -447,6 +432,15 @@ async fn operator_views_a_workspace_as_a_member(app: &TestApp, b: &Browser) {
         "{table}"
     );
     b.check_page("tenant-audit").await;
+}
+
+/// Signs in on the login page shown as `email` with [`PASSWORD`], and
+/// waits for `landing` on the page it leads to.
+async fn sign_in(b: &Browser, email: &str, landing: &str) {
+    b.fill("#email", email).await;
+    b.fill("#password", PASSWORD).await;
+    b.click_text("Sign in").await;
+    b.wait_for_text(landing).await;
 }
 
 /// Loads `url` until its page says `text` (changes reach the registry

@@ -2,7 +2,6 @@
 //! started once in a temporary directory) and a fresh database on it per test.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sqlx::PgPool;
 use tenantry::devdb::{self, CitusCluster};
@@ -38,12 +37,7 @@ pub struct CitusDb {
 
 impl CitusDb {
     pub async fn new() -> CitusDb {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "citus_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = crate::harness::unique_name("citus");
         let cluster = cluster();
         // One database wired at a time: the nodes' catalogues are shared.
         static WIRING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -54,23 +48,13 @@ impl CitusDb {
                 .await
                 .expect("create the test database on both nodes");
         }
-        let url = cluster.url(&name);
-        let pool = tenantry::database::pool(&url, 8).unwrap();
-        tenantry::database::migrate_public(&pool)
-            .await
-            .expect("public migrations");
-        CitusDb {
-            name,
-            db: TestDb { url, pool },
-        }
+        let db = TestDb::migrated(cluster.url(&name), 8).await;
+        CitusDb { name, db }
     }
 
     /// Another handle on the same database (for a `TestApp`, which takes one).
     pub fn test_db(&self) -> TestDb {
-        TestDb {
-            url: self.db.url.clone(),
-            pool: self.db.pool.clone(),
-        }
+        self.db.clone()
     }
 
     /// A pool on this database on the worker, to look at what lives there.

@@ -12,24 +12,20 @@ mod cluster;
 #[path = "../common/suite.rs"]
 mod suite;
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use reqwest::header::LOCATION;
 use reqwest::{Client, StatusCode};
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
-use tenantry::database::TENANT_MIGRATIONS;
+use sqlx::migrate::Migrator;
 use tenantry::tenancy::migrate::{self};
 use tenantry::tenancy::{nodes, provision};
 
 use crate::battery::Spec;
 use crate::cluster::CitusDb;
-use crate::harness::{PASSWORD, ROOT, TestApp, cli, csrf_for};
+use crate::harness::{ROOT, TestApp, assert_redirect, cli, migrator_with};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
@@ -39,34 +35,23 @@ fn main() -> ExitCode {
     // background workers (now 64, see devdb::citus); serial stays the safe
     // default, `--test-threads` overrides it.
     let mut suite = Suite::new(cluster::missing()).one_at_a_time();
-    suite.test(
-        "tenants_spread_over_both_nodes_and_are_served_from_each",
-        Runtime::MultiThread { worker_threads: 2 },
-        tenants_spread_over_both_nodes_and_are_served_from_each,
+    let multi = Runtime::MultiThread { worker_threads: 2 };
+    suite::add!(
+        suite,
+        multi,
+        tenants_spread_over_both_nodes_and_are_served_from_each
     );
-    suite.test(
-        "a_new_migration_reaches_tenants_on_both_nodes",
+    suite::add!(
+        suite,
         Runtime::CurrentThread,
         a_new_migration_reaches_tenants_on_both_nodes,
-    );
-    suite.test(
-        "a_deleted_tenant_is_gone_from_both_nodes",
-        Runtime::CurrentThread,
         a_deleted_tenant_is_gone_from_both_nodes,
     );
-    suite.test(
-        "a_tenant_moved_while_its_board_is_requested_keeps_serving",
-        Runtime::MultiThread { worker_threads: 2 },
+    suite::add!(
+        suite,
+        multi,
         a_tenant_moved_while_its_board_is_requested_keeps_serving,
-    );
-    suite.test(
-        "a_super_admin_moves_a_tenant_and_rebalances_in_the_panel",
-        Runtime::MultiThread { worker_threads: 2 },
         a_super_admin_moves_a_tenant_and_rebalances_in_the_panel,
-    );
-    suite.test(
-        "isolation_battery_on_citus",
-        Runtime::MultiThread { worker_threads: 2 },
         isolation_battery_on_citus,
     );
     suite.run()
@@ -83,44 +68,19 @@ async fn node_of(db: &CitusDb, schema: &str) -> (String, u16) {
 /// Signs in as the tenant's admin; returns the client with its session.
 async fn signed_in(app: &TestApp, slug: &str) -> Client {
     let host = format!("{slug}.{ROOT}");
-    let client = app.client();
-    let token = csrf_for(&client, &app.url(&host, "/login")).await;
-    let email = format!("admin@{slug}.test");
-    let response = client
-        .post(app.url(&host, "/login"))
-        .form(&[
-            ("email", email.as_str()),
-            ("password", PASSWORD),
-            ("csrf_token", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        StatusCode::SEE_OTHER,
-        "sign-in to {slug}"
-    );
-    assert_eq!(response.headers()[LOCATION], "/");
-    client
+    app.signed_in(&host, &format!("admin@{slug}.test")).await
 }
 
 /// Adds a task titled `title` to the tenant's board.
 async fn add_task(app: &TestApp, client: &Client, slug: &str, title: &str) {
     let host = format!("{slug}.{ROOT}");
-    let token = csrf_for(client, &app.url(&host, "/")).await;
-    let response = client
-        .post(app.url(&host, "/tasks"))
-        .form(&[
-            ("title", title),
-            ("description", ""),
-            ("status", "todo"),
-            ("assignee_id", ""),
-            ("csrf_token", token.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let fields = [
+        ("title", title),
+        ("description", ""),
+        ("status", "todo"),
+        ("assignee_id", ""),
+    ];
+    let response = app.post_form(client, &host, "/", "/tasks", &fields).await;
     assert_eq!(
         response.status(),
         StatusCode::SEE_OTHER,
@@ -128,12 +88,16 @@ async fn add_task(app: &TestApp, client: &Client, slug: &str, title: &str) {
     );
 }
 
+/// `path` on `host`, which must answer 200.
+async fn page(app: &TestApp, client: &Client, host: &str, path: &str) -> String {
+    let response = app.get(client, host, path).await;
+    assert_eq!(response.status(), StatusCode::OK, "GET {host}{path}");
+    response.text().await.unwrap()
+}
+
 /// The board of `slug`, which must answer 200.
 async fn board(app: &TestApp, client: &Client, slug: &str) -> String {
-    let host = format!("{slug}.{ROOT}");
-    let response = client.get(app.url(&host, "/")).send().await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK, "board of {slug}");
-    response.text().await.unwrap()
+    page(app, client, &format!("{slug}.{ROOT}"), "/").await
 }
 
 /// (a) Twenty tenants land on both nodes (new schemas alternate), and the
@@ -191,19 +155,12 @@ async fn tenants_spread_over_both_nodes_and_are_served_from_each() {
 }
 
 fn with_new_migration() -> Migrator {
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
+    migrator_with(
         90_000,
-        Cow::Borrowed("add task priority"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(
-            "ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;\n\
-             CREATE INDEX tasks_priority_idx ON tasks (priority);",
-        )
-        .into_sql_str(),
-        false,
-    ));
-    Migrator::with_migrations(migrations)
+        "add task priority",
+        "ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;\n\
+         CREATE INDEX tasks_priority_idx ON tasks (priority);",
+    )
 }
 
 /// (b) A tenant migration rolled out from the coordinator reaches tenants on
@@ -270,10 +227,7 @@ async fn a_deleted_tenant_is_gone_from_both_nodes() {
         );
         assert!(!schema_on(&worker, schema).await, "{schema} on the worker");
     }
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM citus_schemas")
-        .fetch_one(&db.db.pool)
-        .await
-        .unwrap();
+    let left: i64 = db.db.scalar("SELECT count(*) FROM citus_schemas").await;
     assert_eq!(left, 0);
 }
 
@@ -309,11 +263,7 @@ async fn a_tenant_moved_while_its_board_is_requested_keeps_serving() {
             let mut slowest = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                let response = client
-                    .get(app.url(&format!("mover.{ROOT}"), "/"))
-                    .send()
-                    .await
-                    .unwrap();
+                let response = app.get(&client, &format!("mover.{ROOT}"), "/").await;
                 let status = response.status();
                 let page = response.text().await.unwrap();
                 assert_eq!(status, StatusCode::OK, "board during the move: {page}");
@@ -431,10 +381,12 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     let name = |(host, port): &(String, u16)| format!("{host}:{port}");
     let app = TestApp::start(db.test_db()).await;
     let client = app.super_admin(ADMIN).await;
-    let get = async |path: &str| {
-        let response = client.get(app.url(ROOT, path)).send().await.unwrap();
-        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-        response.text().await.unwrap()
+    let get = async |path: &str| page(&app, &client, ROOT, path).await;
+    let move_to = async |node: &str| {
+        let page = "/tenants/cp-a";
+        let fields = [("node", node)];
+        app.post_form(&client, ROOT, page, "/tenants/cp-a/move", &fields)
+            .await
     };
 
     let page = get("/tenants/cp-a").await;
@@ -450,17 +402,8 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     );
     assert!(!page.contains(&format!("<option value=\"{}\">", name(&from))));
 
-    let response = app
-        .post_form(
-            &client,
-            ROOT,
-            "/tenants/cp-a",
-            "/tenants/cp-a/move",
-            &[("node", &name(&to))],
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/tenants/cp-a");
+    let response = move_to(&name(&to)).await;
+    assert_redirect(&response, "/tenants/cp-a", "move");
     let page = get("/tenants/cp-a").await;
     assert_eq!(node_of(&db, "t_cp_a").await, to, "{page}");
     assert!(
@@ -479,15 +422,7 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     assert_eq!(audited, 1);
 
     // An unknown node is refused with a message, not a 500.
-    let response = app
-        .post_form(
-            &client,
-            ROOT,
-            "/tenants/cp-a",
-            "/tenants/cp-a/move",
-            &[("node", "nowhere.invalid:1")],
-        )
-        .await;
+    let response = move_to("nowhere.invalid:1").await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let page = get("/tenants/cp-a").await;
     assert!(page.contains("is not a node of this cluster"), "{page}");
@@ -509,19 +444,17 @@ async fn a_super_admin_moves_a_tenant_and_rebalances_in_the_panel() {
     let response = app
         .post_form(&client, ROOT, "/nodes", "/nodes/rebalance", &[])
         .await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(response.headers()[LOCATION], "/nodes");
+    assert_redirect(&response, "/nodes", "rebalance");
     let page = get("/nodes").await;
     assert!(page.contains("Rebalance started (job"), "flash: {page}");
     assert!(
         page.contains("data-rebalance-state="),
         "status shown: {page}"
     );
-    let audited: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'rebalance_start'")
-            .fetch_one(&db.db.pool)
-            .await
-            .unwrap();
+    let audited: i64 = db
+        .db
+        .scalar("SELECT count(*) FROM audit_log WHERE action = 'rebalance_start'")
+        .await;
     assert_eq!(audited, 1);
     // A short wait for the (one-move) job, so it does not outlive the test.
     let deadline = Instant::now() + Duration::from_secs(30);

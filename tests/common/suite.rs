@@ -15,15 +15,26 @@
 //! ```ignore
 //! fn main() -> std::process::ExitCode {
 //!     let mut suite = Suite::new(bouncer::missing());
-//!     suite.test("name", Runtime::CurrentThread, name);
+//!     suite::add!(suite, Runtime::CurrentThread, name);
 //!     suite.run()
 //! }
 //! ```
 
 use std::future::Future;
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Child, ExitCode};
+use std::time::{Duration, Instant};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
+
+/// Adds each async fn named to `suite` under its own name, its body run on
+/// `runtime`: `suite::add!(suite, Runtime::CurrentThread, first, second);`.
+macro_rules! add {
+    ($suite:ident, $runtime:expr, $($test:ident),+ $(,)?) => {
+        $($suite.test(stringify!($test), $runtime, $test);)+
+    };
+}
+pub(crate) use add;
 
 /// The tokio runtime a test's body runs on, as `#[tokio::test]` would build it.
 #[derive(Clone, Copy, Debug)]
@@ -102,6 +113,57 @@ impl Suite {
             args.test_threads = Some(1);
         }
         libtest_mimic::run(&args, self.trials).exit_code()
+    }
+}
+
+/// A program a suite's tests need (PgBouncer, ChromeDriver), listening on a
+/// loopback port, with a directory of its own: killed, and the directory
+/// removed, when dropped.
+#[allow(dead_code)] // not every suite runs one
+pub struct Helper {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+}
+
+#[allow(dead_code)]
+impl Helper {
+    /// A free loopback port and a fresh directory
+    /// `<tmp>/tenantry-<name>-<pid>-<port>` for the program to start with.
+    pub fn prepare(name: &str) -> (u16, PathBuf) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir =
+            std::env::temp_dir().join(format!("tenantry-{name}-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        (port, dir)
+    }
+
+    /// `child`, once it accepts connections on `port`: `what` did not start
+    /// if it does not within `seconds`.
+    pub fn started(child: Child, (port, dir): (u16, PathBuf), seconds: u64, what: &str) -> Helper {
+        let helper = Helper { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(seconds);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not start; see {}",
+                helper.dir.display()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        helper
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -5,20 +5,17 @@
 use std::time::{Duration, Instant};
 
 use reqwest::header::{RETRY_AFTER, SET_COOKIE};
-use reqwest::{Response, StatusCode};
+use reqwest::{Client, Response, StatusCode};
 
 use tenantry::web::throttle;
 
-use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for};
-
-const ACME: &str = "acme.localhost";
-const GLOBEX: &str = "globex.localhost";
+use crate::harness::{
+    ACME, GLOBEX, PASSWORD, Sent, TestApp, TestAppBuilder, TestDb, csrf_for, header,
+};
 
 /// Acme, Globex and a super-admin, for an app still to start.
 async fn two_tenants() -> TestAppBuilder {
-    let db = TestDb::new().await;
-    db.create_tenant_named("acme", "Acme Inc").await;
-    db.create_tenant_named("globex", "Globex Corporation").await;
+    let db = TestDb::two_tenants().await;
     db.create_super_admin("root@panel.test").await;
     TestApp::builder(db)
 }
@@ -40,6 +37,21 @@ async fn assert_throttled(response: Response) {
     assert!(page.contains("name=\"password\""), "the login form again");
 }
 
+/// The sign-ins the throttle lets through unslowed: [`throttle::FREE_FAILURES`]
+/// failed guesses `(host, email, password)` from `client` with the `extra`
+/// headers, each a 401.
+async fn use_up_free_failures(
+    app: &TestApp,
+    client: &Client,
+    (host, email, password): (&str, &str, &str),
+    extra: &[(&str, &str)],
+) {
+    for i in 0..throttle::FREE_FAILURES {
+        let response = app.sign_in_with(client, host, email, password, extra).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
+    }
+}
+
 /// What a client at `address` sends through the trusted proxy.
 fn from(address: &str) -> [(&str, &str); 1] {
     [("x-forwarded-for", address)]
@@ -56,23 +68,18 @@ async fn workspace_guessing_is_slowed_per_account_and_address_without_locking_an
     let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let office = from("198.51.100.1");
-    for i in 0..throttle::FREE_FAILURES {
-        let response = app
-            .sign_in_with(&client, ACME, "admin@acme.test", "wrong", &office)
-            .await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "failure {i}");
-    }
+    use_up_free_failures(&app, &client, (ACME, "admin@acme.test", "wrong"), &office).await;
     // That pair now waits, even with the right password.
     let response = app
         .sign_in_with(&client, ACME, "ADMIN@acme.test", PASSWORD, &office)
         .await;
     assert_throttled(response).await;
-    assert_eq!(
-        app.db
-            .count("SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id IS NOT NULL")
-            .await,
-        0
-    );
+    app.db
+        .assert_count(
+            "SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id IS NOT NULL",
+            0,
+        )
+        .await;
     // The owner, from home, signs in at once.
     let home = app.client();
     let response = app
@@ -140,12 +147,13 @@ async fn control_panel_guessing_is_slowed_per_account_and_address() {
     let app = two_tenants().await.trust_proxy(true).start().await;
     let client = app.client();
     let attacker = from("198.51.100.66");
-    for i in 0..throttle::FREE_FAILURES {
-        let response = app
-            .sign_in_with(&client, "localhost", "root@panel.test", "guess", &attacker)
-            .await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
-    }
+    use_up_free_failures(
+        &app,
+        &client,
+        ("localhost", "root@panel.test", "guess"),
+        &attacker,
+    )
+    .await;
     let response = app
         .sign_in_with(&client, "localhost", "root@panel.test", PASSWORD, &attacker)
         .await;
@@ -215,7 +223,7 @@ async fn concurrent_guesses_are_counted_before_they_are_checked() {
             ("password", "wrong-guess"),
             ("csrf_token", token.as_str()),
         ]);
-        guesses.spawn(async move { request.send().await.unwrap().status() });
+        guesses.spawn(async move { request.sent().await.status() });
     }
     let mut checked = 0;
     while let Some(status) = guesses.join_next().await {
@@ -258,7 +266,7 @@ async fn unknown_emails_take_as_long_as_known_ones() {
             ]);
         async move {
             let started = Instant::now();
-            let response = request.send().await.unwrap();
+            let response = request.sent().await;
             assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
             response.bytes().await.unwrap();
             started.elapsed()
@@ -320,7 +328,7 @@ async fn every_answer_carries_the_security_headers_and_pages_have_no_inline_scri
         (ACME, "/healthz"),
         (ACME, "/static/css/app.css"),
     ] {
-        let response = client.get(app.url(host, path)).send().await.unwrap();
+        let response = app.get(&client, host, path).await;
         let what = format!("{host}{path}");
         assert_security_headers(&what, &response);
         let body = response.text().await.unwrap();
@@ -332,12 +340,20 @@ async fn every_answer_carries_the_security_headers_and_pages_have_no_inline_scri
     }
     // Over plain http, and without a trusted proxy, cookies are not Secure
     // and an https claim from the client is ignored.
-    let response = client
-        .get(app.url(ACME, "/login"))
-        .header("x-forwarded-proto", "https")
-        .send()
-        .await
-        .unwrap();
+    let response = login_page(&app, &client, &[("x-forwarded-proto", "https")]).await;
+    assert_no_hsts(&response);
+}
+
+/// Acme's login page, asked for with the `extra` headers.
+async fn login_page(app: &TestApp, client: &Client, extra: &[(&str, &str)]) -> Response {
+    let mut request = client.get(app.url(ACME, "/login"));
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    request.sent().await
+}
+
+fn assert_no_hsts(response: &Response) {
     assert!(
         response
             .headers()
@@ -365,17 +381,8 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     ];
 
     // The login page sets the CSRF cookie; signing in sets the session.
-    let mut request = client.get(app.url(ACME, "/login"));
-    for (name, value) in https {
-        request = request.header(name, value);
-    }
-    let response = request.send().await.unwrap();
-    assert!(
-        response.headers()["strict-transport-security"]
-            .to_str()
-            .unwrap()
-            .starts_with("max-age=")
-    );
+    let response = login_page(&app, &client, &https).await;
+    assert!(header(&response, "strict-transport-security").starts_with("max-age="));
     let set = cookies(&response);
     assert!(!set.is_empty());
     assert!(set.iter().all(|c| c.contains("; Secure")), "{set:?}");
@@ -391,28 +398,13 @@ async fn behind_a_trusted_https_proxy_cookies_are_secure_and_hsts_is_sent() {
     assert!(set.iter().all(|c| c.contains("; Secure")), "{set:?}");
 
     // The same proxy forwarding plain http: no HSTS, no Secure.
-    let response = client
-        .get(app.url(ACME, "/login"))
-        .header("x-forwarded-proto", "http")
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response
-            .headers()
-            .get("strict-transport-security")
-            .is_none()
-    );
+    let response = login_page(&app, &client, &[("x-forwarded-proto", "http")]).await;
+    assert_no_hsts(&response);
     assert!(cookies(&response).iter().all(|c| !c.contains("Secure")));
 
     // The throttle counts the forwarded client address.
     let anon = app.client();
-    for _ in 0..throttle::FREE_FAILURES {
-        let response = app
-            .sign_in_with(&anon, ACME, "admin@acme.test", "wrong", &https)
-            .await;
-        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    }
+    use_up_free_failures(&app, &anon, (ACME, "admin@acme.test", "wrong"), &https).await;
     let response = app
         .sign_in_with(&anon, ACME, "admin@acme.test", PASSWORD, &https)
         .await;

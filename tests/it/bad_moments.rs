@@ -5,16 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use reqwest::header::LOCATION;
-use reqwest::{Client, Response, StatusCode};
+use reqwest::{Client, StatusCode};
 
-use crate::harness::{PASSWORD, TestApp, TestDb};
-
-const ACME: &str = "acme.localhost";
-
-fn location(response: &Response) -> &str {
-    response.headers()[LOCATION].to_str().unwrap()
-}
+use crate::harness::{ACME, PASSWORD, TestApp, TestDb, location};
 
 /// Follows the sign-in redirect as a browser would: the login page, then
 /// its form with the hidden `next` it carries.
@@ -25,18 +18,11 @@ async fn sign_in_via(
     path: &str,
     email: &str,
 ) -> String {
-    let response = client.get(app.url(host, path)).send().await.unwrap();
+    let response = app.get(client, host, path).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
     let login_page = location(&response).to_owned();
     assert!(login_page.starts_with("/login?next="), "{login_page}");
-    let html = client
-        .get(app.url(host, &login_page))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.get_text(client, host, &login_page).await;
     let next = html
         .split("name=\"next\" value=\"")
         .nth(1)
@@ -45,45 +31,39 @@ async fn sign_in_via(
         .replace("&#x2f;", "/")
         .replace("&#47;", "/");
     let token = crate::harness::csrf_from(&html);
-    let response = client
-        .post(app.url(host, "/login"))
-        .form(&[
-            ("email", email),
-            ("password", PASSWORD),
-            ("csrf_token", &token),
-            ("next", &next),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let fields = [
+        ("email", email),
+        ("password", PASSWORD),
+        ("csrf_token", &token),
+        ("next", &next),
+    ];
+    let response = app.post(client, host, "/login", &fields).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     location(&response).to_owned()
+}
+
+/// Acme and the super-admin `root@panel.test`, served.
+async fn acme_and_operator() -> TestApp {
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    db.create_super_admin("root@panel.test").await;
+    TestApp::start(db).await
 }
 
 /// A member who followed a link to a task lands on that task after signing
 /// in (today: on the board), on both sites.
 #[tokio::test]
 async fn signing_in_returns_to_the_page_asked_for() {
-    let db = TestDb::new().await;
-    db.create_tenant("acme").await;
-    db.create_super_admin("root@panel.test").await;
-    let app = TestApp::start(db).await;
+    let app = acme_and_operator().await;
 
     // A task to link to.
     let admin = app.signed_in(ACME, "admin@acme.test").await;
-    let created = app
-        .post_form(
-            &admin,
-            ACME,
-            "/",
-            "/tasks",
-            &[
-                ("title", "Quarterly report"),
-                ("description", ""),
-                ("status", "todo"),
-            ],
-        )
-        .await;
+    let fields = [
+        ("title", "Quarterly report"),
+        ("description", ""),
+        ("status", "todo"),
+    ];
+    let created = app.post_form(&admin, ACME, "/", "/tasks", &fields).await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     let id: i64 = app.db.count("SELECT max(id) FROM t_acme.tasks").await;
     let task = format!("/tasks/{id}");
@@ -93,7 +73,7 @@ async fn signing_in_returns_to_the_page_asked_for() {
         sign_in_via(&app, &visitor, ACME, &task, "admin@acme.test").await,
         task
     );
-    let page = visitor.get(app.url(ACME, &task)).send().await.unwrap();
+    let page = app.get(&visitor, ACME, &task).await;
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("Quarterly report"));
 
@@ -115,10 +95,7 @@ async fn signing_in_returns_to_the_page_asked_for() {
 /// `next` is followed only when it is a path on the same site.
 #[tokio::test]
 async fn sign_in_never_redirects_off_site() {
-    let db = TestDb::new().await;
-    db.create_tenant("acme").await;
-    db.create_super_admin("root@panel.test").await;
-    let app = TestApp::start(db).await;
+    let app = acme_and_operator().await;
     for host in [ACME, "localhost"] {
         let email = if host == ACME {
             "admin@acme.test"
@@ -147,14 +124,8 @@ async fn sign_in_never_redirects_off_site() {
         }
         // And the login page does not carry a foreign `next` into its form.
         let html = app
-            .client()
-            .get(app.url(host, "/login?next=%2F%2Fevil.example%2F"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+            .get_text(&app.client(), host, "/login?next=%2F%2Fevil.example%2F")
+            .await;
         assert!(!html.contains("evil.example"), "{host}");
     }
 }
@@ -165,10 +136,7 @@ async fn sign_in_never_redirects_off_site() {
 /// the page itself or the gone page, never a 5xx.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_tenant_in_use_never_answers_5xx() {
-    let db = TestDb::new().await;
-    db.create_tenant("acme").await;
-    db.create_super_admin("root@panel.test").await;
-    let app = Arc::new(TestApp::start(db).await);
+    let app = Arc::new(acme_and_operator().await);
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut users = tokio::task::JoinSet::new();
@@ -239,12 +207,7 @@ async fn deleting_a_tenant_in_use_never_answers_5xx() {
     assert!(total > 50, "only {total} requests were made");
     assert!(gone > 0, "no request saw the tenant gone");
     // Afterwards the host serves nothing of the tenant.
-    let after = app
-        .client()
-        .get(app.url(ACME, "/login"))
-        .send()
-        .await
-        .unwrap();
+    let after = app.get(&app.client(), ACME, "/login").await;
     assert_eq!(after.status(), StatusCode::NOT_FOUND);
     assert!(!after.text().await.unwrap().contains("acme Inc"));
 }
@@ -268,12 +231,7 @@ async fn a_half_done_deletion_is_served_nowhere_and_can_be_finished() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let response = app
-        .client()
-        .get(app.url(ACME, "/login"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&app.client(), ACME, "/login").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     // Suspending or reactivating does not bring it back.
     let mut conn = app.db.pool.acquire().await.unwrap();
@@ -288,10 +246,9 @@ async fn a_half_done_deletion_is_served_nowhere_and_can_be_finished() {
     );
     drop(conn);
     // The background sweep finishes deletions older than a minute.
-    sqlx::query("UPDATE tenants SET updated_at = now() - interval '2 minutes'")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.db
+        .exec("UPDATE tenants SET updated_at = now() - interval '2 minutes'")
+        .await;
     let finished = tenantry::tenancy::provision::finish_stale_deletions(&app.db.pool)
         .await
         .unwrap();

@@ -24,8 +24,7 @@ use futures_util::StreamExt;
 use reqwest::header::LOCATION;
 use reqwest::{Client, StatusCode};
 use tenantry::branding::Color;
-use tenantry::onboarding::NewTenant;
-use tenantry::onboarding::{self, FirstAdmin};
+use tenantry::onboarding::{FirstAdmin, NewTenant};
 use tenantry::tenancy::Slug;
 
 use crate::harness::{PASSWORD, ROOT, TestDb, admin_hash, csrf_from};
@@ -42,6 +41,20 @@ pub struct Spec {
     /// Users in flight at once.
     pub concurrency: usize,
     pub seed: u64,
+}
+
+impl Spec {
+    /// The full run: `tenants` tenants of two users each, 64 users at once,
+    /// `BATTERY_REQUESTS` requests in all (20,000 unless told).
+    pub fn full(tenants: usize, seed: u64) -> Spec {
+        Spec {
+            tenants,
+            users_per_tenant: 2,
+            requests: env_or("BATTERY_REQUESTS", 20_000),
+            concurrency: 64,
+            seed,
+        }
+    }
 }
 
 /// A size from the environment (`BATTERY_REQUESTS=200000` for a longer
@@ -94,12 +107,7 @@ pub async fn provision(db: &TestDb, spec: &Spec) {
                     display_name: format!("Admin {}", slug(i)),
                     password_hash: hash.clone(),
                 };
-                onboarding::create_tenant(&db.pool, ROOT, &new, &admin)
-                    .await
-                    .expect("provision tenant")
-                    .commit()
-                    .await
-                    .unwrap();
+                db.provision(&new, &admin).await;
                 for user in 1..spec.users_per_tenant {
                     sqlx::query(sqlx::AssertSqlSafe(format!(
                         "INSERT INTO t_{}.users (email, display_name, password_hash, role)

@@ -29,18 +29,13 @@ async fn tenant_create_list_delete() {
     );
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("acme.localhost"), "{}", stdout(&out));
-    let email: String = sqlx::query_scalar("SELECT email FROM t_acme.users")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let email: String = db.scalar("SELECT email FROM t_acme.users").await;
     assert_eq!(email, "boss@acme.test");
 
-    sqlx::query(
+    db.exec(
         "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     let out = cli(&db, &["tenant", "list"], "");
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
@@ -155,10 +150,7 @@ async fn superadmin_create_refuses_duplicates_and_short_passwords() {
     ];
     let out = cli(&db, &args, &format!("{PASSWORD}\n"));
     assert!(out.status.success(), "{}", stderr(&out));
-    let hash: String = sqlx::query_scalar("SELECT password_hash FROM super_admins")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let hash: String = db.scalar("SELECT password_hash FROM super_admins").await;
     assert!(hash.starts_with("$argon2id$"), "{hash}");
 
     let out = cli(
@@ -219,31 +211,19 @@ async fn commands_run_a_managed_cluster_without_database_url() {
     let data_dir = dir.to_str().unwrap();
     let env = [("TENANTRY_DATA_DIR", data_dir)];
 
-    let out = cli_with_env(
-        &env,
-        &[
-            "superadmin",
-            "create",
-            "--email",
-            "a@b.test",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    let create = [
+        "superadmin",
+        "create",
+        "--email",
+        "a@b.test",
+        "--password-stdin",
+    ];
+    let password = format!("{PASSWORD}\n");
+    let out = cli_with_env(&env, &create, &password);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join("pgdata/PG_VERSION").exists());
 
-    let out = cli_with_env(
-        &env,
-        &[
-            "superadmin",
-            "create",
-            "--email",
-            "a@b.test",
-            "--password-stdin",
-        ],
-        &format!("{PASSWORD}\n"),
-    );
+    let out = cli_with_env(&env, &create, &password);
     assert_eq!(
         out.status.code(),
         Some(1),

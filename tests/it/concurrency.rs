@@ -9,17 +9,11 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::battery::{self, Spec};
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for};
+use crate::harness::{PASSWORD, Sent, TestApp, TestDb, csrf_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_thousand_mixed_requests_across_100_tenants_never_leak() {
-    let spec = Spec {
-        tenants: battery::env_or("BATTERY_TENANTS", 100),
-        users_per_tenant: 2,
-        requests: battery::env_or("BATTERY_REQUESTS", 20_000),
-        concurrency: 64,
-        seed: 0x7e57_5eed,
-    };
+    let spec = Spec::full(battery::env_or("BATTERY_TENANTS", 100), 0x7e57_5eed);
     let db = TestDb::new().await;
     battery::provision(&db, &spec).await;
     // Four connections for 64 concurrent clients: every connection serves
@@ -122,12 +116,14 @@ async fn churn(app: Arc<TestApp>, stop: Arc<AtomicBool>) -> (usize, Vec<String>)
         ] {
             let mut fields = vec![("csrf_token", cp_token.as_str())];
             fields.extend(form);
-            let response = operator
-                .post(app.url("localhost", &format!("/tenants/{slug}/{action}")))
-                .form(&fields)
-                .send()
-                .await
-                .unwrap();
+            let response = app
+                .post(
+                    &operator,
+                    "localhost",
+                    &format!("/tenants/{slug}/{action}"),
+                    &fields,
+                )
+                .await;
             if response.status() != StatusCode::SEE_OTHER {
                 failures.push(format!("{slug}: {action} answered {}", response.status()));
             }
@@ -188,9 +184,8 @@ async fn a_burst_of_sign_ins_does_not_starve_other_requests() {
     let board = member
         .get(app.url("acme.localhost", "/"))
         .timeout(Duration::from_secs(30))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let waited = started.elapsed();
     assert_eq!(board.status(), StatusCode::OK);
     while let Some(status) = burst.join_next().await {

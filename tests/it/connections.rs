@@ -9,7 +9,10 @@ use tenantry::http_server::ConnectionLimits;
 
 use crate::harness::{TestApp, TestDb};
 
-async fn app_with(limits: ConnectionLimits) -> TestApp {
+/// The app on a fresh database, with the default limits as `set` changes them.
+async fn app_with(set: impl FnOnce(&mut ConnectionLimits)) -> TestApp {
+    let mut limits = ConnectionLimits::default();
+    set(&mut limits);
     let db = TestDb::new().await;
     TestApp::builder(db).limits(limits).start().await
 }
@@ -52,11 +55,7 @@ fn status_line(stream: &mut TcpStream, within: Duration) -> Option<String> {
 /// timeout) kept such a connection open for as long as the client liked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn headers_sent_slowly_are_cut_off() {
-    let app = app_with(ConnectionLimits {
-        header_read_timeout: Duration::from_secs(2),
-        ..ConnectionLimits::default()
-    })
-    .await;
+    let app = app_with(|limits| limits.header_read_timeout = Duration::from_secs(2)).await;
     let addr = app.addr;
     let outcome = tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
@@ -84,11 +83,7 @@ async fn headers_sent_slowly_are_cut_off() {
 /// A keep-alive connection that goes quiet after its request is closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
-    let app = app_with(ConnectionLimits {
-        idle_timeout: Duration::from_secs(1),
-        ..ConnectionLimits::default()
-    })
-    .await;
+    let app = app_with(|limits| limits.idle_timeout = Duration::from_secs(1)).await;
     let addr = app.addr;
     tokio::task::spawn_blocking(move || {
         let mut stream = TcpStream::connect(addr).unwrap();
@@ -112,11 +107,7 @@ async fn idle_keep_alive_connections_are_closed() {
 /// Past the bound, a new connection waits until one closes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_connections_are_bounded() {
-    let app = app_with(ConnectionLimits {
-        max_connections: 2,
-        ..ConnectionLimits::default()
-    })
-    .await;
+    let app = app_with(|limits| limits.max_connections = 2).await;
     let addr = app.addr;
     tokio::task::spawn_blocking(move || {
         let first = TcpStream::connect(addr).unwrap();

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use reqwest::multipart::{Form, Part};
 use reqwest::{Client, Response, StatusCode};
 
-use crate::harness::{PASSWORD, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from};
+use crate::harness::{
+    PASSWORD, ROOT, Sent, TestApp, TestAppBuilder, TestDb, csrf_for, csrf_from, header, location,
+};
 
 const ADMIN: &str = "root@panel.test";
 
@@ -46,7 +48,7 @@ impl Panel {
     }
 
     async fn get(&self, path: &str) -> Response {
-        self.client.get(self.url(path)).send().await.unwrap()
+        self.app.get(&self.client, ROOT, path).await
     }
 
     async fn page(&self, path: &str) -> String {
@@ -59,12 +61,7 @@ impl Panel {
     async fn post(&self, path: &str, fields: &[(&str, &str)]) -> Response {
         let mut all = vec![("csrf_token", self.csrf.as_str())];
         all.extend_from_slice(fields);
-        self.client
-            .post(self.url(path))
-            .form(&all)
-            .send()
-            .await
-            .unwrap()
+        self.app.post(&self.client, ROOT, path, &all).await
     }
 
     /// POSTs the branding form (multipart) of `slug`.
@@ -72,9 +69,8 @@ impl Panel {
         self.client
             .post(self.url(&format!("/tenants/{slug}/branding")))
             .multipart(form)
-            .send()
+            .sent()
             .await
-            .unwrap()
     }
 
     fn db(&self) -> &TestDb {
@@ -89,8 +85,22 @@ impl Panel {
             .unwrap()
     }
 
+    async fn count(&self, sql: &str) -> i64 {
+        self.db().count(sql).await
+    }
+
+    async fn assert_count(&self, sql: &str, expected: i64) {
+        self.db().assert_count(sql, expected).await;
+    }
+
     async fn tenant_count(&self) -> i64 {
         self.db().count("SELECT count(*) FROM tenants").await
+    }
+
+    /// Polls `host` `path` until it answers `status`, for at most a
+    /// second; returns the page.
+    async fn until_status(&self, host: &str, path: &str, status: u16) -> String {
+        self.within_a_second(host, path, |s, _| s == status).await.1
     }
 
     /// Polls `host` `path` until `check` holds, for at most a second.
@@ -102,12 +112,7 @@ impl Panel {
     ) -> (StatusCode, String) {
         let started = Instant::now();
         loop {
-            let response = self
-                .client
-                .get(self.app.url(host, path))
-                .send()
-                .await
-                .unwrap();
+            let response = self.client.get(self.app.url(host, path)).sent().await;
             let status = response.status();
             let body = response.text().await.unwrap();
             if check(status, &body) {
@@ -122,8 +127,14 @@ impl Panel {
     }
 }
 
-fn location(response: &Response) -> &str {
-    response.headers()["location"].to_str().unwrap()
+/// The page of a 422 answer; `what` names the request in a failure.
+async fn unprocessable(response: Response, what: &str) -> String {
+    assert_eq!(
+        response.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{what}"
+    );
+    response.text().await.unwrap()
 }
 
 /// The valid fields of the create form, with `overrides` replacing some.
@@ -168,20 +179,13 @@ async fn login_logout_and_csrf() {
     let login_url = app.url("localhost", "/login");
 
     // First run: the login page says how to create a super-admin.
-    let page = client.get(&login_url).send().await.unwrap();
+    let page = client.get(&login_url).sent().await;
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     assert!(html.contains("No super-admin exists yet"), "{html}");
     assert!(html.contains("tenantry superadmin create"));
     app.db.create_super_admin(ADMIN).await;
-    let html = client
-        .get(&login_url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = client.get(&login_url).sent_text().await;
     assert!(!html.contains("No super-admin exists yet"));
     let csrf = csrf_from(&html);
     // Anonymous visits hold their token in a cookie, not a session row.
@@ -193,7 +197,7 @@ async fn login_logout_and_csrf() {
         if let Some(token) = token {
             fields.push(("csrf_token", token));
         }
-        let response = client.post(&login_url).form(&fields).send().await.unwrap();
+        let response = client.post(&login_url).form(&fields).sent().await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.text().await.unwrap().contains("Not allowed"));
     }
@@ -207,9 +211,8 @@ async fn login_logout_and_csrf() {
                 ("email", email),
                 ("password", password),
             ])
-            .send()
-            .await
-            .unwrap();
+            .sent()
+            .await;
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         let html = response.text().await.unwrap();
         assert!(
@@ -229,9 +232,8 @@ async fn login_logout_and_csrf() {
             ("email", "Root@Panel.TEST"),
             ("password", PASSWORD),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/");
     let cookie = response
@@ -246,7 +248,7 @@ async fn login_logout_and_csrf() {
     assert!(!cookie.contains("Secure"), "plain http: {cookie}");
     assert!(!cookie.contains("Domain="), "host-only: {cookie}");
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 1);
-    let home = client.get(app.url("localhost", "/")).send().await.unwrap();
+    let home = app.get(&client, "localhost", "/").await;
     assert_eq!(home.status(), 200);
     let html = home.text().await.unwrap();
     assert!(
@@ -255,20 +257,22 @@ async fn login_logout_and_csrf() {
     );
     assert!(html.contains(ADMIN));
     // Signed in, the login page sends you on.
-    let again = client.get(&login_url).send().await.unwrap();
+    let again = client.get(&login_url).sent().await;
     assert_eq!(again.status(), StatusCode::SEE_OTHER);
 
     // Logout: 303 to /login, the session row is gone, pages need login again.
-    let logout = client
-        .post(app.url("localhost", "/logout"))
-        .form(&[("csrf_token", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let logout = app
+        .post(
+            &client,
+            "localhost",
+            "/logout",
+            &[("csrf_token", csrf.as_str())],
+        )
+        .await;
     assert_eq!(logout.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&logout), "/login");
     assert_eq!(app.db.count("SELECT count(*) FROM cp_sessions").await, 0);
-    let home = client.get(app.url("localhost", "/")).send().await.unwrap();
+    let home = app.get(&client, "localhost", "/").await;
     assert_eq!(home.status(), StatusCode::SEE_OTHER);
 
     let audit: Vec<(String, String)> =
@@ -283,11 +287,10 @@ async fn login_logout_and_csrf() {
         "{audit:?}"
     );
     assert_eq!(audit[2].1, ADMIN);
-    let addr: Option<String> =
-        sqlx::query_scalar("SELECT client_addr FROM audit_log WHERE action = 'login'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let addr: Option<String> = app
+        .db
+        .scalar("SELECT client_addr FROM audit_log WHERE action = 'login'")
+        .await;
     assert_eq!(addr.as_deref(), Some("127.0.0.1"));
 }
 
@@ -327,7 +330,7 @@ async fn every_page_but_login_requires_login() {
         "/audit",
         "/nodes",
     ] {
-        let response = client.get(app.url("localhost", path)).send().await.unwrap();
+        let response = app.get(&client, "localhost", path).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         // The sign-in page remembers the page asked for.
         let expected = match path {
@@ -348,22 +351,14 @@ async fn every_page_but_login_requires_login() {
     ] {
         let mut all = vec![("csrf_token", csrf.as_str())];
         all.extend(fields);
-        let response = client
-            .post(app.url("localhost", path))
-            .form(&all)
-            .send()
-            .await
-            .unwrap();
+        let response = app.post(&client, "localhost", path, &all).await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{path}");
         assert_eq!(location(&response), "/login", "{path}");
     }
     assert_eq!(app.db.count("SELECT count(*) FROM tenants").await, 1);
-    assert_eq!(
-        app.db
-            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
-            .await,
-        1
-    );
+    app.db
+        .assert_count("SELECT count(*) FROM tenants WHERE status = 'active'", 1)
+        .await;
     assert_eq!(app.db.count("SELECT count(*) FROM tenant_domains").await, 1);
 }
 
@@ -386,27 +381,18 @@ async fn creating_a_tenant_provisions_its_schema() {
     for script in ["/static/js/branding.js", "/static/js/confirm.js"] {
         let response = panel.get(script).await;
         assert_eq!(response.status(), 200, "{script}");
-        assert!(
-            response.headers()["content-type"]
-                .to_str()
-                .unwrap()
-                .starts_with("text/javascript")
-        );
+        assert!(header(&response, "content-type").starts_with("text/javascript"));
     }
 
     let response = panel.post("/tenants", &create_fields(&[])).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/newco");
     assert!(panel.db().schema_exists("t_newco").await);
-    assert_eq!(
-        panel.db().count("SELECT count(*) FROM t_newco.users").await,
-        1
-    );
-    let (primary, user_count): (String, i32) =
-        sqlx::query_as("SELECT primary_color, user_count FROM tenants WHERE slug = 'newco'")
-            .fetch_one(&panel.db().pool)
-            .await
-            .unwrap();
+    assert_eq!(panel.count("SELECT count(*) FROM t_newco.users").await, 1);
+    let (primary, user_count): (String, i32) = panel
+        .db()
+        .row("SELECT primary_color, user_count FROM tenants WHERE slug = 'newco'")
+        .await;
     assert_eq!(primary, "#1d4ed8", "stored lower-case");
     assert_eq!(user_count, 1);
     assert_eq!(panel.audit_count("tenant_create").await, 1);
@@ -463,12 +449,7 @@ async fn links_to_tenants_use_the_reached_port_or_the_public_url() {
 async fn invalid_tenant_input_is_422_and_creates_nothing() {
     let panel = Panel::start(&["acme"]).await;
     // A default domain held by another tenant (put there behind our back).
-    sqlx::query(
-        "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'taken.localhost', id FROM tenants",
-    )
-    .execute(&panel.db().pool)
-    .await
-    .unwrap();
+    panel.db().exec("INSERT INTO tenant_domains (domain, tenant_id) SELECT 'taken.localhost', id FROM tenants").await;
     let cases: &[(&str, &str, &str)] = &[
         (
             "slug",
@@ -488,12 +469,7 @@ async fn invalid_tenant_input_is_422_and_creates_nothing() {
         let response = panel
             .post("/tenants", &create_fields(&[(field, value)]))
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}={value}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, &format!("{field}={value}")).await;
         let error = format!("id=\"{field}-error\"");
         assert!(html.contains(&error), "{field}: no message beside it");
         assert!(html.contains(message), "{field}={value}: {html}");
@@ -515,9 +491,8 @@ async fn invalid_tenant_input_is_422_and_creates_nothing() {
         .client
         .post(panel.url("/tenants"))
         .form(&create_fields(&[]))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(panel.tenant_count().await, 1);
 }
@@ -529,9 +504,8 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     let before = panel
         .client
         .get(panel.app.url("acme.localhost", "/theme.css"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let old_etag = before.headers()["etag"].clone();
 
     let detail = panel.page("/tenants/acme").await;
@@ -557,23 +531,21 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     let after = panel
         .client
         .get(panel.app.url("acme.localhost", "/theme.css"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_ne!(
         after.headers()["etag"],
         old_etag,
         "the ETag follows the version"
     );
 
-    let (name, theme, content_type, sha, version): (String, String, String, String, i64) =
-        sqlx::query_as(
+    let (name, theme, content_type, sha, version): (String, String, String, String, i64) = panel
+        .db()
+        .row(
             "SELECT display_name, theme, logo_content_type, logo_sha256, branding_version
                FROM tenants WHERE slug = 'acme'",
         )
-        .fetch_one(&panel.db().pool)
-        .await
-        .unwrap();
+        .await;
     assert_eq!(
         (name.as_str(), theme.as_str(), content_type.as_str()),
         ("Acme Rebranded", "dark", "image/png")
@@ -581,8 +553,8 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
     assert_eq!(sha.len(), 64);
     assert_eq!(version, 2);
     // The logo is served to the tenant and to the panel's preview.
-    let (_, _) = panel
-        .within_a_second("acme.localhost", "/brand/logo", |s, _| s == 200)
+    panel
+        .until_status("acme.localhost", "/brand/logo", 200)
         .await;
     let preview = panel.get("/tenants/acme/logo").await;
     assert_eq!(preview.status(), 200);
@@ -606,13 +578,9 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
         .brand("acme", branding_form(&panel.csrf, "#1e3a8a", None))
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenants WHERE logo IS NOT NULL")
-            .await,
-        1
-    );
+    panel
+        .assert_count("SELECT count(*) FROM tenants WHERE logo IS NOT NULL", 1)
+        .await;
     let response = panel
         .brand(
             "acme",
@@ -620,15 +588,14 @@ async fn branding_changes_reach_the_tenant_within_a_second() {
         )
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenants WHERE logo IS NULL AND logo_sha256 IS NULL")
-            .await,
-        1
-    );
     panel
-        .within_a_second("acme.localhost", "/brand/logo", |s, _| s == 404)
+        .assert_count(
+            "SELECT count(*) FROM tenants WHERE logo IS NULL AND logo_sha256 IS NULL",
+            1,
+        )
+        .await;
+    panel
+        .until_status("acme.localhost", "/brand/logo", 404)
         .await;
     assert_eq!(panel.audit_count("branding_change").await, 3);
 }
@@ -674,12 +641,7 @@ async fn invalid_branding_is_422_and_changes_nothing() {
     ];
     for (field, form) in cases {
         let response = panel.brand("acme", form).await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{field}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, field).await;
         assert!(
             html.contains(&format!("id=\"{field}-error\"")),
             "{field}: {html}"
@@ -710,13 +672,13 @@ async fn invalid_branding_is_422_and_changes_nothing() {
         StatusCode::PAYLOAD_TOO_LARGE
     );
 
-    let (name, primary, version, has_logo): (String, String, i64, bool) = sqlx::query_as(
-        "SELECT display_name, primary_color, branding_version, logo IS NOT NULL
+    let (name, primary, version, has_logo): (String, String, i64, bool) = panel
+        .db()
+        .row(
+            "SELECT display_name, primary_color, branding_version, logo IS NOT NULL
            FROM tenants WHERE slug = 'acme'",
-    )
-    .fetch_one(&panel.db().pool)
-    .await
-    .unwrap();
+        )
+        .await;
     assert_eq!(
         (name.as_str(), primary.as_str(), version, has_logo),
         ("acme Inc", "#4f46e5", 1, false)
@@ -735,15 +697,9 @@ async fn custom_domains_can_be_added_and_removed() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/acme");
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default")
-            .await,
-        1
-    );
+    panel.assert_count("SELECT count(*) FROM tenant_domains WHERE domain = 'tasks.example.com' AND NOT is_default", 1).await;
     panel
-        .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 200)
+        .until_status("tasks.example.com", "/theme.css", 200)
         .await;
     assert!(
         panel
@@ -764,22 +720,11 @@ async fn custom_domains_can_be_added_and_removed() {
         let response = panel
             .post(&format!("/tenants/{slug}/domains"), &[("domain", domain)])
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{domain}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, domain).await;
         assert!(html.contains("id=\"domain-error\""), "{domain}");
         assert!(html.contains(message), "{domain}: {message}");
     }
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains")
-            .await,
-        3
-    );
+    assert_eq!(panel.count("SELECT count(*) FROM tenant_domains").await, 3);
 
     // The default domain stays.
     let response = panel
@@ -798,15 +743,9 @@ async fn custom_domains_can_be_added_and_removed() {
         .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     panel
-        .within_a_second("tasks.example.com", "/theme.css", |s, _| s == 404)
+        .until_status("tasks.example.com", "/theme.css", 404)
         .await;
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains")
-            .await,
-        2
-    );
+    assert_eq!(panel.count("SELECT count(*) FROM tenant_domains").await, 2);
     assert_eq!(panel.audit_count("domain_add").await, 1);
     assert_eq!(panel.audit_count("domain_remove").await, 1);
 }
@@ -816,27 +755,21 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     let panel = Panel::start(&["acme"]).await;
     panel.app.wait_for_host("acme.localhost").await;
     // A signed-in user of the tenant.
-    sqlx::query(
-        "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date, owner_id)
+    panel
+        .db()
+        .exec(
+            "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date, owner_id)
          SELECT 'sess-1', '{}', now() + interval '1 day', id FROM t_acme.users",
-    )
-    .execute(&panel.db().pool)
-    .await
-    .unwrap();
+        )
+        .await;
 
     let response = panel.post("/tenants/acme/suspend", &[]).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&response), "/tenants/acme");
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM t_acme.tenantry_sessions")
-            .await,
-        0
-    );
-    let (_, body) = panel
-        .within_a_second("acme.localhost", "/", |s, _| s == 403)
+    panel
+        .assert_count("SELECT count(*) FROM t_acme.tenantry_sessions", 0)
         .await;
+    let body = panel.until_status("acme.localhost", "/", 403).await;
     assert!(body.contains("Workspace suspended"), "{body}");
     let html = panel.page("/tenants/acme").await;
     assert!(html.contains("Reactivate acme"));
@@ -847,13 +780,9 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     panel
         .within_a_second("acme.localhost", "/", |s, _| s != 403)
         .await;
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
-            .await,
-        1
-    );
+    panel
+        .assert_count("SELECT count(*) FROM tenants WHERE status = 'active'", 1)
+        .await;
     assert_eq!(panel.audit_count("tenant_suspend").await, 1);
     assert_eq!(panel.audit_count("tenant_reactivate").await, 1);
 
@@ -861,17 +790,12 @@ async fn suspension_blocks_the_tenant_and_ends_its_sessions() {
     let response = panel
         .client
         .post(panel.url("/tenants/acme/suspend"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenants WHERE status = 'active'")
-            .await,
-        1
-    );
+    panel
+        .assert_count("SELECT count(*) FROM tenants WHERE status = 'active'", 1)
+        .await;
 }
 
 #[tokio::test]
@@ -905,27 +829,26 @@ async fn deletion_needs_the_slug_typed_again() {
     assert!(!panel.db().schema_exists("t_acme").await);
     assert!(panel.db().schema_exists("t_globex").await);
     assert_eq!(panel.tenant_count().await, 1);
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost'")
-            .await,
-        0
-    );
     panel
-        .within_a_second("acme.localhost", "/theme.css", |s, _| s == 404)
+        .assert_count(
+            "SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost'",
+            0,
+        )
+        .await;
+    panel
+        .until_status("acme.localhost", "/theme.css", 404)
         .await;
     assert!(panel.page("/").await.contains("was deleted"));
     assert_eq!(
         panel.get("/tenants/acme").await.status(),
         StatusCode::NOT_FOUND
     );
-    let detail: String = sqlx::query_scalar(
-        "SELECT detail FROM audit_log WHERE action = 'tenant_delete' AND tenant_slug = 'acme'",
-    )
-    .fetch_one(&panel.db().pool)
-    .await
-    .unwrap();
+    let detail: String = panel
+        .db()
+        .scalar(
+            "SELECT detail FROM audit_log WHERE action = 'tenant_delete' AND tenant_slug = 'acme'",
+        )
+        .await;
     assert!(detail.contains("t_acme"), "{detail}");
 }
 
@@ -954,22 +877,18 @@ async fn the_list_searches_and_pages_through_ten_thousand_tenants() {
     db.create_super_admin(ADMIN).await;
     // Catalogue rows only (no schemas): the list never looks inside them.
     // Seeded before the app starts, so the registry loads them in one go.
-    sqlx::query(
+    db.exec(
         "INSERT INTO tenants (slug, schema_name, display_name, user_count, created_at)
          SELECT 'ten-' || lpad(i::text, 5, '0'), 't_ten_' || lpad(i::text, 5, '0'),
                 'Company ' || i, i % 7, now() - i * interval '1 minute'
            FROM generate_series(1, 10000) AS i",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
+    .await;
+    db.exec(
         "INSERT INTO tenant_domains (domain, tenant_id, is_default)
          SELECT slug || '.localhost', id, true FROM tenants",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     let panel = Panel::open(db).await;
 
     let started = Instant::now();
@@ -1017,12 +936,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
         let response = panel
             .post("/tenants/acme/domains", &[("domain", domain)])
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{domain}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, domain).await;
         assert!(
             html.contains(&format!("id=\"domain-error\">{message}</p>")),
             "{domain}: {html}"
@@ -1052,13 +966,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
             .await
             .contains("xn--bcher-kva.example")
     );
-    assert_eq!(
-        panel
-            .db()
-            .count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'")
-            .await,
-        1
-    );
+    panel.assert_count("SELECT count(*) FROM audit_log WHERE action = 'domain_add' AND detail LIKE '%xn--bcher-kva.example%'", 1).await;
 
     // The same domain spelt either way is taken.
     for (slug, domain) in [
@@ -1069,12 +977,7 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
         let response = panel
             .post(&format!("/tenants/{slug}/domains"), &[("domain", domain)])
             .await;
-        assert_eq!(
-            response.status(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{slug} {domain}"
-        );
-        let html = response.text().await.unwrap();
+        let html = unprocessable(response, &format!("{slug} {domain}")).await;
         assert!(
             html.contains("id=\"domain-error\">xn--bcher-kva.example is already in use</p>"),
             "{slug} {domain}: {html}"
@@ -1093,9 +996,8 @@ async fn ip_addresses_are_refused_and_internationalised_domains_are_stored_as_pu
     let response = panel
         .client
         .get(panel.app.url("xn--bcher-kva.example", "/theme.css"))
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 

@@ -2,7 +2,6 @@
 //! migration rollout leave every tenant whole.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use sqlx::migrate::Migrator;
@@ -13,20 +12,29 @@ use tenantry::tenancy::Slug;
 use tenantry::tenancy::migrate::latest_version;
 use tenantry::tenancy::provision::{self};
 
-use crate::harness::{PASSWORD, ROOT, TestDb};
+use crate::harness::{PASSWORD, ROOT, TestDb, spawn_cli};
 
 /// Starts `tenantry` on the test database with piped output.
 fn spawn(db: &TestDb, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_tenantry"))
-        .args(args)
-        .env("DATABASE_URL", &db.url)
-        .env_remove("RUST_LOG")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run tenantry")
+    let mut all = vec![("DATABASE_URL", db.url.as_str())];
+    all.extend_from_slice(env);
+    spawn_cli(&all, args)
+}
+
+/// Reads the child's `pipe` line by line, with `read`, on a blocking thread.
+async fn read_lines<P, T>(
+    pipe: P,
+    read: impl FnOnce(Box<dyn Iterator<Item = String>>) -> T + Send + 'static,
+) -> T
+where
+    P: std::io::Read + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        read(Box::new(BufReader::new(pipe).lines().map_while(Result::ok)))
+    })
+    .await
+    .unwrap()
 }
 
 #[tokio::test]
@@ -53,14 +61,10 @@ async fn killing_tenant_create_midway_leaves_nothing() {
     }
     // Wait until it says it has created the schema (inside its transaction).
     let stderr = child.stderr.take().unwrap();
-    let paused = tokio::task::spawn_blocking(move || {
-        BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-            .any(|line| line.contains("paused at after-schema"))
+    let paused = read_lines(stderr, |mut lines| {
+        lines.any(|line| line.contains("paused at after-schema"))
     })
-    .await
-    .unwrap();
+    .await;
     assert!(paused, "provisioning reached the pause point");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -101,16 +105,13 @@ async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
 
     let mut child = spawn(&db, &["migrate", "--jobs", "4"], &[]);
     let stdout = child.stdout.take().unwrap();
-    let seen = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
+    let seen = read_lines(stdout, |lines| {
+        lines
             .filter(|line| line.contains("applied"))
             .take(40)
             .count()
     })
-    .await
-    .unwrap();
+    .await;
     assert_eq!(seen, 40, "the rollout was under way");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -134,13 +135,11 @@ async fn killing_migrate_midway_then_rerunning_completes_every_tenant() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        db.count(&format!(
-            "SELECT count(*) FROM tenants WHERE schema_version = {latest}"
-        ))
-        .await,
-        200
-    );
+    db.assert_count(
+        &format!("SELECT count(*) FROM tenants WHERE schema_version = {latest}"),
+        200,
+    )
+    .await;
     // Every schema's own ledger agrees, and every schema has its tables.
     let ledgers: i64 = db
         .count(
@@ -169,13 +168,7 @@ async fn database_outage_gives_503_pages_and_recovers_by_itself() {
         tenantry::devdb::start(&dir, tenantry::devdb::FAST_UNSAFE_SETTINGS).unwrap()
     };
     let mut cluster = start(dir.clone());
-    tenantry::devdb::ensure_database(&cluster, "outage")
-        .await
-        .unwrap();
-    let url = cluster.url("outage");
-    let pool = tenantry::database::pool(&url, 4).unwrap();
-    tenantry::database::migrate_public(&pool).await.unwrap();
-    let db = TestDb { url, pool };
+    let db = TestDb::on_cluster(&cluster, "outage", 4).await;
     db.create_tenant("acme").await;
     let app = crate::harness::TestApp::start(db).await;
     let client = app.client();

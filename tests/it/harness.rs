@@ -11,10 +11,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use sqlx::PgPool;
+use reqwest::header::LOCATION;
+use reqwest::{Client, RequestBuilder, Response, StatusCode};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, SqlSafeStr};
 use tenantry::branding::{Color, clean_display_name};
 use tenantry::config::{PublicUrl, SiteConfig};
+use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::onboarding::{self, FirstAdmin};
 use tenantry::state::AppState;
@@ -23,6 +27,9 @@ use tokio::net::TcpListener;
 
 pub const ROOT: &str = "localhost";
 pub const PASSWORD: &str = "correct-horse-battery";
+/// The hosts of the tenants [`TestDb::two_tenants`] provisions.
+pub const ACME: &str = "acme.localhost";
+pub const GLOBEX: &str = "globex.localhost";
 
 /// `postgres://…@host:port` of the server tests create databases on.
 fn server_url() -> &'static str {
@@ -89,14 +96,20 @@ pub struct TestDb {
     pub pool: PgPool,
 }
 
+/// `<prefix>_<pid>_<n>`: a database name no other test of any running
+/// process uses.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 impl TestDb {
     pub async fn new() -> TestDb {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let name = format!(
-            "test_{}_{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = unique_name("test");
         let admin = PgPoolOptions::new()
             .max_connections(1)
             .connect(&format!("{}/postgres", server_url()))
@@ -107,12 +120,39 @@ impl TestDb {
             .await
             .expect("create test database");
         admin.close().await;
-        let url = format!("{}/{name}", server_url());
-        let pool = tenantry::database::pool(&url, 8).unwrap();
+        TestDb::migrated(format!("{}/{name}", server_url()), 8).await
+    }
+
+    /// The existing database at `url`, with the public migrations applied,
+    /// and a pool of `pool_size` connections on it.
+    pub async fn migrated(url: String, pool_size: u32) -> TestDb {
+        let pool = tenantry::database::pool(&url, pool_size).unwrap();
         tenantry::database::migrate_public(&pool)
             .await
             .expect("public migrations");
         TestDb { url, pool }
+    }
+
+    /// The database `name` on a cluster of a test's own (created if need
+    /// be), with the public migrations applied.
+    pub async fn on_cluster(
+        cluster: &tenantry::devdb::ManagedCluster,
+        name: &str,
+        pool_size: u32,
+    ) -> TestDb {
+        tenantry::devdb::ensure_database(cluster, name)
+            .await
+            .unwrap();
+        TestDb::migrated(cluster.url(name), pool_size).await
+    }
+
+    /// A fresh database with Acme (`Acme Inc`, on [`ACME`]) and Globex
+    /// (`Globex Corporation`, on [`GLOBEX`]).
+    pub async fn two_tenants() -> TestDb {
+        let db = TestDb::new().await;
+        db.create_tenant_named("acme", "Acme Inc").await;
+        db.create_tenant_named("globex", "Globex Corporation").await;
+        db
     }
 
     /// A pool of its own on this database, of `size` connections.
@@ -137,7 +177,12 @@ impl TestDb {
             display_name: "Admin".into(),
             password_hash: admin_hash().await,
         };
-        onboarding::create_tenant(&self.pool, ROOT, &new, &admin)
+        self.provision(&new, &admin).await;
+    }
+
+    /// Provisions `new` with its first admin, as onboarding does.
+    pub async fn provision(&self, new: &NewTenant, admin: &FirstAdmin) {
+        onboarding::create_tenant(&self.pool, ROOT, new, admin)
             .await
             .expect("provision tenant")
             .commit()
@@ -154,7 +199,39 @@ impl TestDb {
     }
 
     pub async fn count(&self, sql: &str) -> i64 {
+        self.scalar(sql).await
+    }
+
+    /// Asserts that `sql` counts `expected`.
+    pub async fn assert_count(&self, sql: &str, expected: i64) {
+        assert_eq!(self.count(sql).await, expected, "{sql}");
+    }
+
+    /// Runs `sql` (one statement or several, no parameters).
+    pub async fn exec(&self, sql: &str) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&self.pool)
+            .await
+            .unwrap();
+    }
+
+    /// The one value `sql` selects.
+    pub async fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
         sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// The one row `sql` selects.
+    pub async fn row<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+    {
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.pool)
             .await
             .unwrap()
@@ -303,8 +380,8 @@ impl TestApp {
 
     /// A browser-like client (cookie jar, no redirects followed) that sends
     /// every host name to this server.
-    pub fn client(&self) -> reqwest::Client {
-        reqwest::Client::builder()
+    pub fn client(&self) -> Client {
+        Client::builder()
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(ToServer(self.addr)))
@@ -315,6 +392,28 @@ impl TestApp {
     /// `http://<host>:<port><path>`.
     pub fn url(&self, host: &str, path: &str) -> String {
         format!("http://{host}:{}{path}", self.addr.port())
+    }
+
+    /// GETs `path` on `host` with `client`.
+    pub async fn get(&self, client: &Client, host: &str, path: &str) -> Response {
+        client.get(self.url(host, path)).sent().await
+    }
+
+    /// The body of [`TestApp::get`], whatever the status.
+    pub async fn get_text(&self, client: &Client, host: &str, path: &str) -> String {
+        client.get(self.url(host, path)).sent_text().await
+    }
+
+    /// POSTs `fields` urlencoded to `path` on `host`, as they are (a CSRF
+    /// token among them or not: see [`TestApp::post_form`]).
+    pub async fn post(
+        &self,
+        client: &Client,
+        host: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> Response {
+        client.post(self.url(host, path)).form(fields).sent().await
     }
 
     /// Waits (up to 2 s) until the registry serves `host` as a tenant.
@@ -329,7 +428,7 @@ impl TestApp {
     }
 
     /// The CSRF token of the form on `host`'s page at `path`, for `client`.
-    pub async fn csrf(&self, client: &reqwest::Client, host: &str, path: &str) -> String {
+    pub async fn csrf(&self, client: &Client, host: &str, path: &str) -> String {
         csrf_for(client, &self.url(host, path)).await
     }
 
@@ -337,32 +436,22 @@ impl TestApp {
     /// at `form_page`.
     pub async fn post_form(
         &self,
-        client: &reqwest::Client,
+        client: &Client,
         host: &str,
         form_page: &str,
         action: &str,
         fields: &[(&str, &str)],
-    ) -> reqwest::Response {
+    ) -> Response {
         let token = self.csrf(client, host, form_page).await;
         let mut body: Vec<(&str, &str)> = fields.to_vec();
         body.push(("csrf_token", &token));
-        client
-            .post(self.url(host, action))
-            .form(&body)
-            .send()
-            .await
-            .unwrap()
+        self.post(client, host, action, &body).await
     }
 
     /// Signs `client` in to `host` (a tenant's site or the control panel
     /// on [`ROOT`]) as `email` with [`PASSWORD`]: the login page for its
     /// CSRF token, then its form.
-    pub async fn sign_in(
-        &self,
-        client: &reqwest::Client,
-        host: &str,
-        email: &str,
-    ) -> reqwest::Response {
+    pub async fn sign_in(&self, client: &Client, host: &str, email: &str) -> Response {
         self.sign_in_with(client, host, email, PASSWORD, &[]).await
     }
 
@@ -370,12 +459,12 @@ impl TestApp {
     /// the `extra` headers (e.g. `x-forwarded-for`).
     pub async fn sign_in_with(
         &self,
-        client: &reqwest::Client,
+        client: &Client,
         host: &str,
         email: &str,
         password: &str,
         extra: &[(&str, &str)],
-    ) -> reqwest::Response {
+    ) -> Response {
         let token = self.csrf(client, host, "/login").await;
         let mut request = client.post(self.url(host, "/login")).form(&[
             ("email", email),
@@ -385,7 +474,7 @@ impl TestApp {
         for (name, value) in extra {
             request = request.header(*name, *value);
         }
-        request.send().await.unwrap()
+        request.sent().await
     }
 
     /// A fresh client signed in to `host` as `email` with `password`, and
@@ -395,28 +484,72 @@ impl TestApp {
         host: &str,
         email: &str,
         password: &str,
-    ) -> (reqwest::Client, reqwest::Response) {
+    ) -> (Client, Response) {
         let client = self.client();
         let response = self.sign_in_with(&client, host, email, password, &[]).await;
-        assert_eq!(
-            response.status(),
-            reqwest::StatusCode::SEE_OTHER,
-            "sign-in of {email} at {host}"
-        );
-        assert_eq!(response.headers()[reqwest::header::LOCATION], "/");
+        assert_redirect(&response, "/", &format!("sign-in of {email} at {host}"));
         (client, response)
     }
 
     /// A fresh client signed in to `host` as `email` with [`PASSWORD`].
-    pub async fn signed_in(&self, host: &str, email: &str) -> reqwest::Client {
+    pub async fn signed_in(&self, host: &str, email: &str) -> Client {
         self.signed_in_as(host, email, PASSWORD).await.0
     }
 
     /// A fresh client signed in to the control panel as the super-admin
     /// `email` (see [`TestDb::create_super_admin`]).
-    pub async fn super_admin(&self, email: &str) -> reqwest::Client {
+    pub async fn super_admin(&self, email: &str) -> Client {
         self.signed_in(ROOT, email).await
     }
+}
+
+/// A request a test sends and expects an answer to: a transport error
+/// fails the test.
+pub trait Sent {
+    /// Sends it.
+    fn sent(self) -> impl Future<Output = Response> + Send;
+    /// Sends it and reads the body as text, whatever the status.
+    fn sent_text(self) -> impl Future<Output = String> + Send;
+}
+
+impl Sent for RequestBuilder {
+    async fn sent(self) -> Response {
+        self.send().await.unwrap()
+    }
+
+    async fn sent_text(self) -> String {
+        self.sent().await.text().await.unwrap()
+    }
+}
+
+/// The `Location` of a redirect.
+pub fn location(response: &Response) -> &str {
+    response.headers()[LOCATION].to_str().unwrap()
+}
+
+/// A 303 to `to`; `what` names the request in a failure.
+pub fn assert_redirect(response: &Response, to: &str, what: &str) {
+    assert_eq!(response.status(), StatusCode::SEE_OTHER, "{what}");
+    assert_eq!(location(response), to, "{what}");
+}
+
+/// The value of the header `name`, which must be there and be text.
+pub fn header<'r>(response: &'r Response, name: &str) -> &'r str {
+    response.headers()[name].to_str().unwrap()
+}
+
+/// The tenant migrations of this build followed by one more, `version`
+/// `description` running `sql`.
+pub fn migrator_with(version: i64, description: &'static str, sql: &'static str) -> Migrator {
+    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
+    migrations.push(Migration::new(
+        version,
+        std::borrow::Cow::Borrowed(description),
+        MigrationType::Simple,
+        sqlx::AssertSqlSafe(sql).into_sql_str(),
+        false,
+    ));
+    Migrator::with_migrations(migrations)
 }
 
 /// Resolves every name to the test server, as `*.localhost` does in browsers.
@@ -439,15 +572,28 @@ pub fn cli(db: &TestDb, args: &[&str], stdin: &str) -> std::process::Output {
 
 pub fn cli_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
+    let mut child = spawn_cli(env, args);
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Starts the `tenantry` binary with `args`, piped stdin, stdout and
+/// stderr, and only the settings in `env` (none of the caller's own
+/// `TENANTRY_*`, `DATABASE_URL` or `RUST_LOG`).
+pub fn spawn_cli(env: &[(&str, &str)], args: &[&str]) -> std::process::Child {
     use std::process::{Command, Stdio};
     let mut command = Command::new(env!("CARGO_BIN_EXE_tenantry"));
-    // Only the settings a test gives: none of the caller's own.
     for (name, _) in std::env::vars_os() {
         if name.to_str().is_some_and(|n| n.starts_with("TENANTRY_")) {
             command.env_remove(name);
         }
     }
-    let mut child = command
+    command
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("RUST_LOG")
@@ -456,14 +602,7 @@ pub fn cli_with_env(env: &[(&str, &str)], args: &[&str], stdin: &str) -> std::pr
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("run tenantry");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+        .expect("run tenantry")
 }
 
 impl TestDb {
@@ -492,7 +631,6 @@ pub fn csrf_from(html: &str) -> String {
 }
 
 /// GETs `url` with `client` and returns the CSRF token of the page's form.
-pub async fn csrf_for(client: &reqwest::Client, url: &str) -> String {
-    let html = client.get(url).send().await.unwrap().text().await.unwrap();
-    csrf_from(&html)
+pub async fn csrf_for(client: &Client, url: &str) -> String {
+    csrf_from(&client.get(url).sent_text().await)
 }

@@ -11,9 +11,7 @@ use reqwest::multipart::{Form, Part};
 use reqwest::{Client, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{TestApp, TestDb};
-
-const ACME: &str = "acme.localhost";
+use crate::harness::{ACME, Sent, TestApp, TestDb};
 
 /// Sends raw bytes as one HTTP/1.1 request and returns the status and body.
 /// `None` when the server closed the connection without an answer.
@@ -65,9 +63,9 @@ fn assert_clean_page(what: &str, body: &str) {
 
 async fn assert_healthy(app: &TestApp) {
     let client = app.client();
-    let health = client.get(app.url(ACME, "/healthz")).send().await.unwrap();
+    let health = app.get(&client, ACME, "/healthz").await;
     assert_eq!(health.status(), 200);
-    let login = client.get(app.url(ACME, "/login")).send().await.unwrap();
+    let login = app.get(&client, ACME, "/login").await;
     assert_eq!(login.status(), 200);
     assert!(login.text().await.unwrap().contains("Acme Inc"));
 }
@@ -84,70 +82,39 @@ async fn odd_host_headers_get_a_clean_4xx() {
     let app = acme().await;
     let long = format!("Host: {}.localhost\r\n", "a".repeat(9 * 1024));
     let medium = format!("Host: {}.localhost\r\n", "a".repeat(300));
-    let cases: Vec<(&str, Vec<u8>, &[u16])> = vec![
-        ("no Host", get_with("/login", b""), &[400]),
-        ("empty Host", get_with("/login", b"Host: \r\n"), &[400, 404]),
-        (
-            "8 KiB+ Host",
-            get_with("/login", long.as_bytes()),
-            &[400, 404, 431],
-        ),
-        (
-            "300-char Host",
-            get_with("/login", medium.as_bytes()),
-            &[404],
-        ),
+    let cases: Vec<(&str, &[u8], &[u16])> = vec![
+        ("no Host", b"", &[400]),
+        ("empty Host", b"Host: \r\n", &[400, 404]),
+        ("8 KiB+ Host", long.as_bytes(), &[400, 404, 431]),
+        ("300-char Host", medium.as_bytes(), &[404]),
         (
             "non-ASCII Host",
-            get_with("/login", "Host: acmé.localhost\r\n".as_bytes()),
+            "Host: acmé.localhost\r\n".as_bytes(),
             &[400, 404],
         ),
-        (
-            "Latin-1 Host",
-            get_with("/login", b"Host: acm\xe9.localhost\r\n"),
-            &[400, 404],
-        ),
-        (
-            "IPv6 literal",
-            get_with("/login", b"Host: [::1]:8080\r\n"),
-            &[404],
-        ),
-        (
-            "broken IPv6",
-            get_with("/login", b"Host: [::1\r\n"),
-            &[400, 404],
-        ),
-        (
-            "two trailing dots",
-            get_with("/login", b"Host: acme.localhost..\r\n"),
-            &[404],
-        ),
-        (
-            "bad port",
-            get_with("/login", b"Host: acme.localhost:abc\r\n"),
-            &[400, 404],
-        ),
+        ("Latin-1 Host", b"Host: acm\xe9.localhost\r\n", &[400, 404]),
+        ("IPv6 literal", b"Host: [::1]:8080\r\n", &[404]),
+        ("broken IPv6", b"Host: [::1\r\n", &[400, 404]),
+        ("two trailing dots", b"Host: acme.localhost..\r\n", &[404]),
+        ("bad port", b"Host: acme.localhost:abc\r\n", &[400, 404]),
         (
             "two Hosts",
-            get_with("/login", b"Host: acme.localhost\r\nHost: localhost\r\n"),
+            b"Host: acme.localhost\r\nHost: localhost\r\n",
             &[400, 404],
         ),
         (
             "control chars",
-            get_with("/login", b"Host: acme\x01.localhost\r\n"),
+            b"Host: acme\x01.localhost\r\n",
             &[400, 404],
         ),
         (
             "forwarded host, untrusted",
-            get_with(
-                "/login",
-                b"Host: nobody.test\r\nX-Forwarded-Host: acme.localhost\r\n",
-            ),
+            b"Host: nobody.test\r\nX-Forwarded-Host: acme.localhost\r\n",
             &[404],
         ),
     ];
-    for (what, request, allowed) in cases {
-        let answer = raw(app.addr, &request).await;
+    for (what, host, allowed) in cases {
+        let answer = raw(app.addr, &get_with("/login", host)).await;
         // hyper itself may refuse a malformed head with 400, or close.
         let Some((status, body)) = answer else {
             assert!(
@@ -258,9 +225,8 @@ async fn post_raw(
         .post(url)
         .header("content-type", content_type)
         .body(body)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     let status = response.status();
     (status, response.text().await.unwrap())
 }
@@ -346,7 +312,7 @@ async fn malformed_form_bodies_get_a_clean_4xx() {
         "/tasks/99999999999999999999",
         "/tasks/%00",
     ] {
-        let response = client.get(app.url(ACME, path)).send().await.unwrap();
+        let response = app.get(&client, ACME, path).await;
         assert_eq!(response.status(), 404, "GET {path}");
         let (status, _) = post_raw(
             &client,
@@ -375,28 +341,23 @@ async fn injection_in_text_fields_is_stored_as_text_and_shown_inert() {
         "' OR '1'='1",
         "\"; SET search_path TO public; --",
     ] {
-        let response = client
-            .post(app.url(ACME, "/tasks"))
-            .form(&[
-                ("title", title),
-                ("description", script),
-                ("status", "todo"),
-                ("csrf_token", &csrf),
-            ])
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .post(
+                &client,
+                ACME,
+                "/tasks",
+                &[
+                    ("title", title),
+                    ("description", script),
+                    ("status", "todo"),
+                    ("csrf_token", &csrf),
+                ],
+            )
+            .await;
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{title}");
     }
     assert_eq!(app.db.count("SELECT count(*) FROM t_acme.tasks").await, 5);
-    let board = client
-        .get(app.url(ACME, "/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let board = app.get_text(&client, ACME, "/").await;
     assert!(
         !board.contains(script) && !board.contains("<style>body"),
         "escaped on the board"
@@ -414,49 +375,48 @@ async fn injection_in_text_fields_is_stored_as_text_and_shown_inert() {
         ("assignee_id", "1 OR 1=1"),
         ("due_date", "2026-01-01'; --"),
     ] {
-        let response = client
-            .post(app.url(ACME, "/tasks"))
-            .form(&[("title", "ok"), (field, value), ("csrf_token", &csrf)])
-            .send()
-            .await
-            .unwrap();
+        let response = app
+            .post(
+                &client,
+                ACME,
+                "/tasks",
+                &[("title", "ok"), (field, value), ("csrf_token", &csrf)],
+            )
+            .await;
         assert_eq!(response.status(), 422, "{field}");
     }
     // The user form: markup in a name is text; SQL in an email is refused.
-    let response = client
-        .post(app.url(ACME, "/admin/users"))
-        .form(&[
-            ("email", "eve@acme.test"),
-            ("display_name", "<img src=x onerror=alert(1)>"),
-            ("password", "a-long-password"),
-            ("role", "member"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post(
+            &client,
+            ACME,
+            "/admin/users",
+            &[
+                ("email", "eve@acme.test"),
+                ("display_name", "<img src=x onerror=alert(1)>"),
+                ("password", "a-long-password"),
+                ("role", "member"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let users = client
-        .get(app.url(ACME, "/admin/users"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let users = app.get_text(&client, ACME, "/admin/users").await;
     assert!(!users.contains("<img src=x") && users.contains("&#60;img src=x"));
-    let response = client
-        .post(app.url(ACME, "/admin/users"))
-        .form(&[
-            ("email", "x' OR 1=1; --"),
-            ("display_name", "X"),
-            ("password", "a-long-password"),
-            ("role", "admin' --"),
-            ("csrf_token", &csrf),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let response = app
+        .post(
+            &client,
+            ACME,
+            "/admin/users",
+            &[
+                ("email", "x' OR 1=1; --"),
+                ("display_name", "X"),
+                ("password", "a-long-password"),
+                ("role", "admin' --"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 422);
     // Login with SQL for an email: a plain failure.
     let anon = app.client();
@@ -564,15 +524,7 @@ async fn control_panel_refuses_injected_slugs_colours_and_fake_images() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
-    let css = app
-        .client()
-        .get(app.url(ACME, "/theme.css"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let css = app.get_text(&app.client(), ACME, "/theme.css").await;
     assert!(
         !css.contains("</style>") && !css.contains("script"),
         "{css}"
@@ -581,11 +533,6 @@ async fn control_panel_refuses_injected_slugs_colours_and_fake_images() {
 }
 
 async fn assert_healthy_cp(app: &TestApp) {
-    let response = app
-        .client()
-        .get(app.url("localhost", "/login"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get(&app.client(), "localhost", "/login").await;
     assert_eq!(response.status(), 200);
 }

@@ -76,13 +76,11 @@ async fn one_connection_alternating_between_two_tenants() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
     db.create_tenant("globex").await;
-    sqlx::raw_sql(
+    db.exec(
         "INSERT INTO t_acme.tasks (title) VALUES ('acme-a'), ('acme-b');
          INSERT INTO t_globex.tasks (title) VALUES ('globex-a');",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     // A pool of ONE connection: every request reuses it, tenant after tenant.
     let app = TestApp::builder(db)
         .pool_size(1)
@@ -109,7 +107,7 @@ async fn one_connection_alternating_between_two_tenants() {
                 "acme.localhost"
             };
             let path = ["/fail", "/panic", "/public"][(i / 10) % 3];
-            let response = client.get(app.url(other, path)).send().await.unwrap();
+            let response = app.get(&client, other, path).await;
             assert_eq!(response.status(), 500, "{other}{path}");
             let body = response.text().await.unwrap();
             assert!(
@@ -117,25 +115,16 @@ async fn one_connection_alternating_between_two_tenants() {
                 "no internals shown: {body}"
             );
         }
-        let body = client
-            .get(app.url(host, "/probe"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = app.get_text(&client, host, "/probe").await;
         assert_eq!(body, expect(host), "request {i} on {host}");
     }
 
     assert_eq!(app.db.count("SELECT count(*) FROM t_acme.tasks").await, 2);
     assert_eq!(app.db.count("SELECT count(*) FROM t_globex.tasks").await, 1);
-    assert_eq!(
-        app.db
-            .count(
-                "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks' AND schemaname = 'public'"
-            )
-            .await,
-        0
-    );
+    app.db
+        .assert_count(
+            "SELECT count(*) FROM pg_tables WHERE tablename = 'tasks' AND schemaname = 'public'",
+            0,
+        )
+        .await;
 }

@@ -2,7 +2,7 @@
 
 use reqwest::StatusCode;
 
-use crate::harness::{TestApp, TestDb};
+use crate::harness::{Sent, TestApp, TestDb};
 
 const TOKEN: &str = "s3cret-scrape-token";
 
@@ -11,9 +11,8 @@ async fn get_metrics(app: &TestApp, host: &str, token: &str) -> reqwest::Respons
     app.client()
         .get(app.url(host, "/metrics"))
         .bearer_auth(token)
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 async fn scrape(app: &TestApp) -> prometheus_parse::Scrape {
@@ -48,11 +47,7 @@ async fn metrics_need_the_token_and_count_requests_by_site_route_and_status() {
     let client = app.client();
 
     // Only on the root domain, and only with the token.
-    let anonymous = client
-        .get(app.url("localhost", "/metrics"))
-        .send()
-        .await
-        .unwrap();
+    let anonymous = app.get(&client, "localhost", "/metrics").await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let wrong = get_metrics(&app, "localhost", "not-the-token").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
@@ -63,11 +58,7 @@ async fn metrics_need_the_token_and_count_requests_by_site_route_and_status() {
     let login = [("site", "tenant"), ("route", "/login"), ("status", "200")];
     let seen = value(&before, "tenantry_http_requests_total", &login);
     for _ in 0..3 {
-        let page = client
-            .get(app.url("acme.localhost", "/login"))
-            .send()
-            .await
-            .unwrap();
+        let page = app.get(&client, "acme.localhost", "/login").await;
         assert_eq!(page.status(), StatusCode::OK);
     }
     app.sign_in_with(

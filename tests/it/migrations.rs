@@ -1,26 +1,19 @@
 //! Rolling a new tenant migration out over many tenants.
 
-use std::borrow::Cow;
-
 use sha2::Digest;
 use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::{Migration, Migrator};
 use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::tenancy::migrate::{self};
 
-use crate::harness::TestDb;
+use crate::harness::{TestDb, migrator_with};
 
 fn with_new_migration() -> Migrator {
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
+    migrator_with(
         90_000,
-        Cow::Borrowed("add task priority"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe("ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;")
-            .into_sql_str(),
-        false,
-    ));
-    Migrator::with_migrations(migrations)
+        "add task priority",
+        "ALTER TABLE tasks ADD COLUMN priority integer NOT NULL DEFAULT 0;",
+    )
 }
 
 #[tokio::test]
@@ -30,10 +23,8 @@ async fn new_migration_over_fifty_tenants_with_one_failure() {
         db.create_tenant(&format!("tenant-{i:02}")).await;
     }
     // Tenant 7 already has the column: its migration fails, the others go on.
-    sqlx::raw_sql("ALTER TABLE t_tenant_07.tasks ADD COLUMN priority integer")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    db.exec("ALTER TABLE t_tenant_07.tasks ADD COLUMN priority integer")
+        .await;
 
     let migrator = with_new_migration();
     let pool = db.pool_of(4);
@@ -52,47 +43,44 @@ async fn new_migration_over_fifty_tenants_with_one_failure() {
     );
     assert_eq!(reported.len(), 50, "one report per tenant");
 
-    assert_eq!(
-        db.count(&format!(
+    db.assert_count(
+        &format!(
             "SELECT count(*) FROM tenants WHERE schema_version = {}",
             migrate::latest_version(&migrator)
-        ))
-        .await,
-        49
-    );
-    assert_eq!(
-        db.count("SELECT count(*) FROM t_tenant_12._sqlx_migrations WHERE version = 90000")
-            .await,
-        1
-    );
+        ),
+        49,
+    )
+    .await;
+    db.assert_count(
+        "SELECT count(*) FROM t_tenant_12._sqlx_migrations WHERE version = 90000",
+        1,
+    )
+    .await;
     // The failed tenant was left exactly as it was.
-    assert_eq!(
-        db.count("SELECT count(*) FROM t_tenant_07._sqlx_migrations WHERE version = 90000")
-            .await,
-        0
-    );
+    db.assert_count(
+        "SELECT count(*) FROM t_tenant_07._sqlx_migrations WHERE version = 90000",
+        0,
+    )
+    .await;
 
     // Fix the tenant and rerun: only it is visited.
-    sqlx::raw_sql("ALTER TABLE t_tenant_07.tasks DROP COLUMN priority")
-        .execute(&db.pool)
-        .await
-        .unwrap();
-    let summary = migrate::rollout(&pool, &migrator, 4, false, |_, _| {})
-        .await
-        .unwrap();
+    db.exec("ALTER TABLE t_tenant_07.tasks DROP COLUMN priority")
+        .await;
+    let rerun = async |verify: bool| {
+        migrate::rollout(&pool, &migrator, 4, verify, |_, _| {})
+            .await
+            .unwrap()
+    };
+    let summary = rerun(false).await;
     assert_eq!(
         (summary.migrated, summary.skipped, summary.failed.len()),
         (1, 49, 0)
     );
 
     // A rerun is a no-op, and so is a full verification of every ledger.
-    let summary = migrate::rollout(&pool, &migrator, 4, false, |_, _| {})
-        .await
-        .unwrap();
+    let summary = rerun(false).await;
     assert_eq!((summary.migrated, summary.skipped), (0, 50));
-    let summary = migrate::rollout(&pool, &migrator, 4, true, |_, _| {})
-        .await
-        .unwrap();
+    let summary = rerun(true).await;
     assert_eq!(
         (summary.migrated, summary.current, summary.failed.len()),
         (0, 50, 0)
@@ -140,15 +128,7 @@ $body$;
 /* a /* nested; */ comment; */
 CREATE TRIGGER "touch;task" BEFORE UPDATE ON tasks
     FOR EACH ROW EXECUTE FUNCTION touch_task()"#;
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
-        90_001,
-        Cow::Borrowed("touch tasks"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(sql).into_sql_str(),
-        false,
-    ));
-    let migrator = Migrator::with_migrations(migrations);
+    let migrator = migrator_with(90_001, "touch tasks", sql);
     let summary = migrate::rollout(&db.pool, &migrator, 1, false, |_, _| {})
         .await
         .unwrap();
@@ -158,33 +138,24 @@ CREATE TRIGGER "touch;task" BEFORE UPDATE ON tasks
         "{summary:?}"
     );
 
-    sqlx::raw_sql(
+    db.exec(
         "INSERT INTO t_acme.tasks (title) VALUES ('x');
          UPDATE t_acme.tasks SET title = 'y'",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let description: String = sqlx::query_scalar("SELECT description FROM t_acme.tasks")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    .await;
+    let description: String = db.scalar("SELECT description FROM t_acme.tasks").await;
     assert_eq!(description, ";';it's;");
 
     // The ledger holds sqlx's checksum of the whole text, as before.
-    let checksum: Vec<u8> =
-        sqlx::query_scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 90001")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let checksum: Vec<u8> = db
+        .scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 90001")
+        .await;
     let expected = migrator.iter().find(|m| m.version == 90_001).unwrap();
     assert_eq!(checksum.as_slice(), expected.checksum.as_ref());
     assert_eq!(checksum, sha2::Sha384::digest(sql).to_vec());
-    let first: Vec<u8> =
-        sqlx::query_scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 1")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let first: Vec<u8> = db
+        .scalar("SELECT checksum FROM t_acme._sqlx_migrations WHERE version = 1")
+        .await;
     assert_eq!(
         first.as_slice(),
         TENANT_MIGRATIONS.iter().next().unwrap().checksum.as_ref()

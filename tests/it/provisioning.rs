@@ -1,28 +1,21 @@
 //! Provisioning is one transaction; bad slugs never reach the database.
 
-use std::borrow::Cow;
-
-use sqlx::SqlSafeStr;
-use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::migrate::Migrator;
 use tenantry::branding::Color;
 use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
 use tenantry::tenancy::Slug;
 use tenantry::tenancy::provision::{self, ProvisionError};
 
-use crate::harness::{PASSWORD, ROOT, TestDb, cli};
+use crate::harness::{PASSWORD, ROOT, TestDb, cli, migrator_with};
 
 /// The real tenant migrations followed by one that fails.
 fn failing_migrator() -> Migrator {
-    let mut migrations: Vec<Migration> = TENANT_MIGRATIONS.iter().cloned().collect();
-    migrations.push(Migration::new(
+    migrator_with(
         99_999,
-        Cow::Borrowed("fails on purpose"),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe("CREATE TABLE extra (id int); SELECT 1 / 0;").into_sql_str(),
-        false,
-    ));
-    Migrator::with_migrations(migrations)
+        "fails on purpose",
+        "CREATE TABLE extra (id int); SELECT 1 / 0;",
+    )
 }
 
 fn new_tenant(slug: &str) -> NewTenant {
@@ -34,16 +27,19 @@ fn new_tenant(slug: &str) -> NewTenant {
     }
 }
 
+/// Begins provisioning `slug` (see [`new_tenant`]) with `migrator`.
+async fn begin(
+    db: &TestDb,
+    slug: &str,
+    migrator: &Migrator,
+) -> Result<provision::Provisioning, ProvisionError> {
+    provision::begin(&db.pool, &new_tenant(slug).catalogue(), ROOT, migrator).await
+}
+
 #[tokio::test]
 async fn a_failing_migration_leaves_nothing_behind() {
     let db = TestDb::new().await;
-    let result = provision::begin(
-        &db.pool,
-        &new_tenant("doomed").catalogue(),
-        ROOT,
-        &failing_migrator(),
-    )
-    .await;
+    let result = begin(&db, "doomed", &failing_migrator()).await;
     let err = result.err().expect("provisioning must fail");
     assert!(matches!(err, ProvisionError::Migrate(_)), "{err}");
     assert!(err.to_string().contains("fails on purpose"), "{err}");
@@ -61,14 +57,7 @@ async fn a_failing_migration_leaves_nothing_behind() {
 #[tokio::test]
 async fn an_uncommitted_provisioning_leaves_nothing_behind() {
     let db = TestDb::new().await;
-    let p = provision::begin(
-        &db.pool,
-        &new_tenant("halfway").catalogue(),
-        ROOT,
-        &TENANT_MIGRATIONS,
-    )
-    .await
-    .unwrap();
+    let p = begin(&db, "halfway", &TENANT_MIGRATIONS).await.unwrap();
     drop(p); // e.g. the first admin's insert failed
     // The rollback is sent when the connection is next used; any query will do.
     assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
@@ -79,33 +68,26 @@ async fn an_uncommitted_provisioning_leaves_nothing_behind() {
 async fn provisioning_creates_row_domain_schema_ledger_and_admin() {
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
-    let (schema, version): (String, i64) =
-        sqlx::query_as("SELECT schema_name, schema_version FROM tenants WHERE slug = 'acme'")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let (schema, version): (String, i64) = db
+        .row("SELECT schema_name, schema_version FROM tenants WHERE slug = 'acme'")
+        .await;
     assert_eq!(schema, "t_acme");
     assert_eq!(
         version,
         tenantry::tenancy::migrate::latest_version(&TENANT_MIGRATIONS)
     );
-    assert_eq!(
-        db.count(
-            "SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost' AND is_default"
-        )
-        .await,
-        1
-    );
+    db.assert_count(
+        "SELECT count(*) FROM tenant_domains WHERE domain = 'acme.localhost' AND is_default",
+        1,
+    )
+    .await;
     assert_eq!(
         db.count("SELECT count(*) FROM t_acme._sqlx_migrations")
             .await,
         TENANT_MIGRATIONS.iter().count() as i64
     );
-    assert_eq!(
-        db.count("SELECT count(*) FROM t_acme.users WHERE role = 'admin'")
-            .await,
-        1
-    );
+    db.assert_count("SELECT count(*) FROM t_acme.users WHERE role = 'admin'", 1)
+        .await;
     // The tenant's tables live in its schema only, never in public.
     assert_eq!(db.count("SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'tasks', 'sessions')").await, 0);
 }
@@ -166,11 +148,11 @@ async fn bad_slugs_are_refused_with_a_message_and_change_nothing() {
         assert!(!stderr.contains("panicked"), "{slug}: {stderr}");
     }
     assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
-    assert_eq!(
-        db.count("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_%'")
-            .await,
-        0
-    );
+    db.assert_count(
+        "SELECT count(*) FROM pg_namespace WHERE nspname LIKE 't\\_%'",
+        0,
+    )
+    .await;
     assert!(db.schema_exists("public").await);
 }
 

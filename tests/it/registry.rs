@@ -47,32 +47,26 @@ async fn changes_reach_a_second_instance_within_a_second() {
     })
     .await;
 
-    sqlx::query(
+    db.exec(
         "UPDATE tenants SET display_name = 'Acme Renamed', branding_version = branding_version + 1",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     wait_until("rename", || {
         name_of(&second, "acme.localhost").as_deref() == Some("Acme Renamed")
     })
     .await;
 
-    sqlx::query(
+    db.exec(
         "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants",
     )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    .await;
     wait_until("new domain", || {
         name_of(&second, "tasks.acme.com").is_some()
     })
     .await;
 
-    sqlx::query("DELETE FROM tenant_domains WHERE domain = 'tasks.acme.com'")
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    db.exec("DELETE FROM tenant_domains WHERE domain = 'tasks.acme.com'")
+        .await;
     wait_until("removed domain", || {
         name_of(&second, "tasks.acme.com").is_none()
     })

@@ -21,7 +21,7 @@ use tenantry::tenancy::Slug;
 use tenantry::tenancy::migrate::{self, Outcome, latest_version};
 use tenantry::tenancy::provision::{self};
 
-use crate::harness::ROOT;
+use crate::harness::{ROOT, TestDb};
 
 const TENANTS: usize = 200;
 /// The new migration: a column and its index.
@@ -75,24 +75,29 @@ struct State {
 }
 
 impl State {
-    fn full() -> State {
+    /// All of the release (`true`) or none of it.
+    fn all_or_none(applied: bool) -> State {
+        let ledger_row = i64::from(applied);
+        let schema_version = if applied {
+            latest_version(&with_new_migrations())
+        } else {
+            latest_version(&TENANT_MIGRATIONS)
+        };
         State {
-            column: true,
-            index: true,
-            comment: true,
-            ledger_rows: (1, 1),
-            schema_version: latest_version(&with_new_migrations()),
+            column: applied,
+            index: applied,
+            comment: applied,
+            ledger_rows: (ledger_row, ledger_row),
+            schema_version,
         }
     }
 
+    fn full() -> State {
+        State::all_or_none(true)
+    }
+
     fn untouched() -> State {
-        State {
-            column: false,
-            index: false,
-            comment: false,
-            ledger_rows: (0, 0),
-            schema_version: latest_version(&TENANT_MIGRATIONS),
-        }
+        State::all_or_none(false)
     }
 }
 
@@ -186,13 +191,8 @@ async fn a_rollout_interrupted_by_a_database_restart_resumes_with_no_tenant_half
             .expect("start this test's own cluster")
     };
     let mut cluster = start();
-    tenantry::devdb::ensure_database(&cluster, "rollout")
-        .await
-        .unwrap();
     // The URL survives the restart: the cluster comes back on the same port.
-    let url = cluster.url("rollout");
-    let pool = tenantry::database::pool(&url, 4).unwrap();
-    tenantry::database::migrate_public(&pool).await.unwrap();
+    let TestDb { url, pool } = TestDb::on_cluster(&cluster, "rollout", 4).await;
 
     // 200 tenants, fully migrated with this build's migrations.
     futures_util::stream::iter(0..TENANTS)

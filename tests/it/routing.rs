@@ -1,17 +1,10 @@
 //! Host routing over real HTTP.
 
-use crate::harness::{TestApp, TestDb};
+use crate::harness::{Sent, TestApp, TestDb, header};
 
 async fn app_with_tenants() -> TestApp {
-    let db = TestDb::new().await;
-    db.create_tenant_named("acme", "Acme Inc").await;
-    db.create_tenant_named("globex", "Globex Corporation").await;
-    sqlx::query(
-        "INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants WHERE slug = 'acme'",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let db = TestDb::two_tenants().await;
+    db.exec("INSERT INTO tenant_domains (domain, tenant_id) SELECT 'tasks.acme.com', id FROM tenants WHERE slug = 'acme'").await;
     let app = TestApp::start(db).await;
     app.wait_for_host("tasks.acme.com").await;
     app
@@ -73,7 +66,7 @@ async fn unknown_hosts_get_a_404_that_names_no_tenant() {
         "127.0.0.1",
     ] {
         for path in ["/", "/login", "/theme.css"] {
-            let response = client.get(app.url(host, path)).send().await.unwrap();
+            let response = app.get(&client, host, path).await;
             assert_eq!(response.status(), 404, "{host}{path}");
             let body = response.text().await.unwrap();
             assert!(
@@ -93,10 +86,10 @@ async fn health_checks_answer_on_every_host() {
     let app = app_with_tenants().await;
     let client = app.client();
     for host in ["localhost", "acme.localhost", "nope.example", "127.0.0.1"] {
-        let health = client.get(app.url(host, "/healthz")).send().await.unwrap();
+        let health = app.get(&client, host, "/healthz").await;
         assert_eq!(health.status(), 200, "{host}");
         assert_eq!(health.text().await.unwrap(), "ok");
-        let ready = client.get(app.url(host, "/readyz")).send().await.unwrap();
+        let ready = app.get(&client, host, "/readyz").await;
         assert_eq!(ready.status(), 200, "{host}");
     }
 }
@@ -136,31 +129,18 @@ async fn host_header_variants() {
 async fn static_assets_are_served_with_cache_headers() {
     let app = app_with_tenants().await;
     let client = app.client();
-    let css = client
-        .get(app.url("acme.localhost", "/static/css/app.css"))
-        .send()
-        .await
-        .unwrap();
+    let css = app
+        .get(&client, "acme.localhost", "/static/css/app.css")
+        .await;
     assert_eq!(css.status(), 200);
-    assert!(
-        css.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
-    );
-    assert!(
-        css.headers()["cache-control"]
-            .to_str()
-            .unwrap()
-            .contains("max-age")
-    );
+    assert!(header(&css, "content-type").starts_with("text/css"));
+    assert!(header(&css, "cache-control").contains("max-age"));
     let etag = css.headers()["etag"].clone();
     let again = client
         .get(app.url("acme.localhost", "/static/css/app.css"))
         .header("if-none-match", etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), 304);
     for path in [
         "/static/../Cargo.toml",
@@ -168,7 +148,7 @@ async fn static_assets_are_served_with_cache_headers() {
         "/static/css/../../Cargo.toml",
         "/static/nope.css",
     ] {
-        let response = client.get(app.url("localhost", path)).send().await.unwrap();
+        let response = app.get(&client, "localhost", path).await;
         assert!(
             response.status() == 404 || response.status() == 400,
             "{path}: {}",

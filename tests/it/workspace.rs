@@ -7,16 +7,10 @@ use tenantry::tenancy::sessions::SiteSessionStore;
 use tower_sessions::SessionStore;
 use tower_sessions::session::Id;
 
-use crate::harness::{PASSWORD, TestApp, TestDb, csrf_for, csrf_from};
-
-const ACME: &str = "acme.localhost";
-const GLOBEX: &str = "globex.localhost";
+use crate::harness::{ACME, GLOBEX, PASSWORD, Sent, TestApp, TestDb, csrf_for, csrf_from, header};
 
 async fn two_tenants() -> TestApp {
-    let db = TestDb::new().await;
-    db.create_tenant_named("acme", "Acme Inc").await;
-    db.create_tenant_named("globex", "Globex Corporation").await;
-    TestApp::start(db).await
+    TestApp::start(TestDb::two_tenants().await).await
 }
 
 /// A client signed in as `email`; returns it and its session id.
@@ -47,18 +41,13 @@ fn session_cookie(response: &Response) -> Option<String> {
     (!value.is_empty()).then(|| value.to_owned())
 }
 
-async fn get(client: &Client, app: &TestApp, host: &str, path: &str) -> Response {
-    client.get(app.url(host, path)).send().await.unwrap()
-}
-
 /// GET with only the given session cookie (a fresh client, no jar).
 async fn get_with_session(app: &TestApp, host: &str, path: &str, session: &str) -> Response {
     app.client()
         .get(app.url(host, path))
         .header(COOKIE, format!("tenantry_session={session}"))
-        .send()
+        .sent()
         .await
-        .unwrap()
 }
 
 fn assert_to_login(response: &Response) {
@@ -84,7 +73,7 @@ async fn sessions_in(db: &TestDb, table: &str) -> i64 {
 async fn wait_for_page(app: &TestApp, host: &str, path: &str, check: impl Fn(&str) -> bool) {
     let client = app.client();
     for _ in 0..300 {
-        let body = get(&client, app, host, path).await.text().await.unwrap();
+        let body = app.get(&client, host, path).await.text().await.unwrap();
         if check(&body) {
             return;
         }
@@ -98,17 +87,12 @@ async fn wait_for_page(app: &TestApp, host: &str, path: &str, check: impl Fn(&st
 #[tokio::test]
 async fn each_tenant_has_its_own_branded_login_page_and_theme() {
     let app = two_tenants().await;
-    sqlx::query(
-        "UPDATE tenants SET primary_color = '#ffcc00', accent_color = '#112233', theme = 'dark',
-                branding_version = branding_version + 1 WHERE slug = 'globex'",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+    app.db.exec("UPDATE tenants SET primary_color = '#ffcc00', accent_color = '#112233', theme = 'dark',
+                branding_version = branding_version + 1 WHERE slug = 'globex'").await;
     wait_for_page(&app, GLOBEX, "/theme.css", |css| css.contains("#ffcc00")).await;
     let client = app.client();
 
-    let acme = get(&client, &app, ACME, "/login").await;
+    let acme = app.get(&client, ACME, "/login").await;
     assert_eq!(acme.status(), 200);
     let acme = acme.text().await.unwrap();
     assert!(acme.contains("Sign in to Acme Inc"));
@@ -116,7 +100,8 @@ async fn each_tenant_has_its_own_branded_login_page_and_theme() {
     assert!(acme.contains("/theme.css?v="));
     assert!(!acme.contains("Globex"));
 
-    let globex = get(&client, &app, GLOBEX, "/login")
+    let globex = app
+        .get(&client, GLOBEX, "/login")
         .await
         .text()
         .await
@@ -131,16 +116,11 @@ async fn each_tenant_has_its_own_branded_login_page_and_theme() {
     assert!(!globex.contains("style=\""), "no inline styles");
 
     // The stylesheets: each tenant's colours, readable text on the primary.
-    let css = get(&client, &app, ACME, "/theme.css").await;
+    let css = app.get(&client, ACME, "/theme.css").await;
     assert_eq!(css.status(), 200);
-    assert!(
-        css.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/css")
-    );
+    assert!(header(&css, "content-type").starts_with("text/css"));
     assert_eq!(css.headers()["cache-control"], "no-cache");
-    let etag = css.headers()["etag"].to_str().unwrap().to_owned();
+    let etag = header(&css, "etag").to_owned();
     assert!(
         etag.starts_with('"') && etag.ends_with('"'),
         "a strong ETag: {etag}"
@@ -149,8 +129,8 @@ async fn each_tenant_has_its_own_branded_login_page_and_theme() {
     assert!(body.contains("--primary: #4f46e5;"), "{body}");
     assert!(body.contains("--on-primary: #ffffff;"), "{body}");
 
-    let globex_css = get(&client, &app, GLOBEX, "/theme.css").await;
-    let globex_etag = globex_css.headers()["etag"].to_str().unwrap().to_owned();
+    let globex_css = app.get(&client, GLOBEX, "/theme.css").await;
+    let globex_etag = header(&globex_css, "etag").to_owned();
     assert_ne!(etag, globex_etag);
     let body = globex_css.text().await.unwrap();
     assert!(body.contains("--primary: #ffcc00;"));
@@ -164,24 +144,22 @@ async fn each_tenant_has_its_own_branded_login_page_and_theme() {
     let again = client
         .get(app.url(ACME, "/theme.css"))
         .header(IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
     assert!(again.text().await.unwrap().is_empty());
     let stale = client
         .get(app.url(GLOBEX, "/theme.css"))
         .header(IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(stale.status(), 200, "another tenant's ETag does not match");
 
     // A favicon from the initials; no logo uploaded, so /brand/logo is 404.
-    let icon = get(&client, &app, GLOBEX, "/favicon.svg").await;
+    let icon = app.get(&client, GLOBEX, "/favicon.svg").await;
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
     assert!(icon.text().await.unwrap().contains(">GC</text>"));
-    assert_eq!(get(&client, &app, ACME, "/brand/logo").await.status(), 404);
+    assert_eq!(app.get(&client, ACME, "/brand/logo").await.status(), 404);
 }
 
 // ---- signing in ----
@@ -192,7 +170,7 @@ async fn login_good_and_bad_and_where_the_session_lands() {
     let client = app.client();
 
     // Before signing in, the board sends you to the login page.
-    assert_to_login(&get(&client, &app, ACME, "/").await);
+    assert_to_login(&app.get(&client, ACME, "/").await);
 
     let wrong = app
         .sign_in_with(&client, ACME, "admin@acme.test", "not-the-password", &[])
@@ -235,17 +213,16 @@ async fn login_good_and_bad_and_where_the_session_lands() {
             .fetch_one(&app.db.pool)
             .await
             .unwrap();
-    let admin_id: i64 =
-        sqlx::query_scalar("SELECT id FROM t_acme.users WHERE email = 'admin@acme.test'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let admin_id: i64 = app
+        .db
+        .scalar("SELECT id FROM t_acme.users WHERE email = 'admin@acme.test'")
+        .await;
     assert_eq!(owner, admin_id);
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
     assert_eq!(sessions_in(&app.db, "t_globex.tenantry_sessions").await, 0);
     assert_eq!(sessions_in(&app.db, "public.cp_sessions").await, 0);
 
-    let board = get(&client, &app, ACME, "/").await;
+    let board = app.get(&client, ACME, "/").await;
     assert_eq!(board.status(), 200);
     let board = board.text().await.unwrap();
     assert!(board.contains("New task") && board.contains("To do") && board.contains("Done"));
@@ -253,23 +230,21 @@ async fn login_good_and_bad_and_where_the_session_lands() {
     assert!(board.contains("href=\"/admin/users\""), "admins see Users");
 
     // Reading pages writes no session: the row is unchanged.
-    let before: String =
-        sqlx::query_scalar("SELECT data::text || expiry_date::text FROM t_acme.tenantry_sessions")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let before: String = app
+        .db
+        .scalar("SELECT data::text || expiry_date::text FROM t_acme.tenantry_sessions")
+        .await;
     for _ in 0..3 {
-        let page = get(&client, &app, ACME, "/").await;
+        let page = app.get(&client, ACME, "/").await;
         assert!(
             session_set_cookie(&page).is_none(),
             "no cookie churn on reads"
         );
     }
-    let after: String =
-        sqlx::query_scalar("SELECT data::text || expiry_date::text FROM t_acme.tenantry_sessions")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let after: String = app
+        .db
+        .scalar("SELECT data::text || expiry_date::text FROM t_acme.tenantry_sessions")
+        .await;
     assert_eq!(before, after);
 }
 
@@ -333,7 +308,7 @@ async fn a_planted_session_cookie_is_replaced_at_login() {
     .unwrap();
     let client = app.client();
     // Get the CSRF cookie and token first, then send both with the planted id.
-    let page = get(&client, &app, ACME, "/login").await;
+    let page = app.get(&client, ACME, "/login").await;
     let csrf_cookie = page
         .headers()
         .get_all(SET_COOKIE)
@@ -355,9 +330,8 @@ async fn a_planted_session_cookie_is_replaced_at_login() {
             ("password", PASSWORD),
             ("csrf_token", &token),
         ])
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     let new_id = session_cookie(&response).unwrap();
     assert_ne!(new_id, planted, "the session id changes at login");
@@ -380,7 +354,7 @@ async fn logout_deletes_the_session_row_and_the_old_cookie_is_useless() {
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
     // Logging out needs the CSRF token.
-    let forged = client.post(app.url(ACME, "/logout")).send().await.unwrap();
+    let forged = client.post(app.url(ACME, "/logout")).sent().await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 1);
 
@@ -393,13 +367,9 @@ async fn logout_deletes_the_session_row_and_the_old_cookie_is_useless() {
     );
     assert_eq!(sessions_in(&app.db, "t_acme.tenantry_sessions").await, 0);
 
-    assert_to_login(&get(&client, &app, ACME, "/").await);
+    assert_to_login(&app.get(&client, ACME, "/").await);
     assert_to_login(&get_with_session(&app, ACME, "/", &id).await);
-    let page = get(&client, &app, ACME, "/login")
-        .await
-        .text()
-        .await
-        .unwrap();
+    let page = app.get(&client, ACME, "/login").await.text().await.unwrap();
     assert!(page.contains("You have signed out."));
 }
 
@@ -418,10 +388,7 @@ async fn task_ids(db: &TestDb, schema: &str) -> Vec<i64> {
 async fn task_create_edit_move_and_delete() {
     let app = two_tenants().await;
     let (client, _) = admin_of(&app, ACME, "acme").await;
-    let admin_id: i64 = sqlx::query_scalar("SELECT id FROM t_acme.users")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let admin_id: i64 = app.db.scalar("SELECT id FROM t_acme.users").await;
     let admin_id = admin_id.to_string();
 
     let created = app
@@ -457,9 +424,9 @@ async fn task_create_edit_move_and_delete() {
         .await;
     assert_eq!(second.status(), StatusCode::SEE_OTHER);
 
-    let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
+    let board = app.get(&client, ACME, "/").await.text().await.unwrap();
     assert!(board.contains("Task created."), "flash shown");
-    let again = get(&client, &app, ACME, "/").await.text().await.unwrap();
+    let again = app.get(&client, ACME, "/").await.text().await.unwrap();
     assert!(!again.contains("Task created."), "a flash shows once");
     assert!(
         board.contains("Ship the &#60;b&#62;launch&#60;/b&#62; plan")
@@ -473,12 +440,12 @@ async fn task_create_edit_move_and_delete() {
     assert!(board.contains("aria-label=\"1 task\">1<"), "column counts");
     // Newest first: "Second" was created last, but it is in Doing; within
     // the whole page the To do card comes before the Doing column anyway.
-    let stored: (String, String, Option<String>) = sqlx::query_as(
-        "SELECT description, status, due_date::text FROM t_acme.tasks WHERE title LIKE 'Ship%'",
-    )
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    let stored: (String, String, Option<String>) = app
+        .db
+        .row(
+            "SELECT description, status, due_date::text FROM t_acme.tasks WHERE title LIKE 'Ship%'",
+        )
+        .await;
     assert_eq!(
         stored,
         (
@@ -491,7 +458,7 @@ async fn task_create_edit_move_and_delete() {
     let ids = task_ids(&app.db, "t_acme").await;
     let id = ids[0];
     let edit_path = format!("/tasks/{id}");
-    let edit = get(&client, &app, ACME, &edit_path).await;
+    let edit = app.get(&client, ACME, &edit_path).await;
     assert_eq!(edit.status(), 200);
     let edit = edit.text().await.unwrap();
     assert!(edit.contains("value=\"2030-06-15\""));
@@ -563,25 +530,23 @@ async fn task_create_edit_move_and_delete() {
         .post_form(&client, ACME, "/", "/tasks", &[("title", "Just a title")])
         .await;
     assert_eq!(minimal.status(), StatusCode::SEE_OTHER);
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM t_acme.tasks WHERE title = 'Just a title'")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+    let status: String = app
+        .db
+        .scalar("SELECT status FROM t_acme.tasks WHERE title = 'Just a title'")
+        .await;
     assert_eq!(status, "todo");
-    sqlx::query("DELETE FROM t_acme.tasks WHERE title = 'Just a title'")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.db
+        .exec("DELETE FROM t_acme.tasks WHERE title = 'Just a title'")
+        .await;
 
-    let confirm = get(&client, &app, ACME, &format!("/tasks/{id}/delete")).await;
+    let confirm = app.get(&client, ACME, &format!("/tasks/{id}/delete")).await;
     assert_eq!(confirm.status(), 200);
     assert!(confirm.text().await.unwrap().contains("Delete this task?"));
     let deleted = app
         .post_form(&client, ACME, "/", &format!("/tasks/{id}/delete"), &[])
         .await;
     assert_eq!(deleted.status(), StatusCode::SEE_OTHER);
-    assert_eq!(get(&client, &app, ACME, &edit_path).await.status(), 404);
+    assert_eq!(app.get(&client, ACME, &edit_path).await.status(), 404);
     assert_eq!(task_ids(&app.db, "t_acme").await, vec![ids[1]]);
     assert!(task_ids(&app.db, "t_globex").await.is_empty());
 }
@@ -590,10 +555,7 @@ async fn task_create_edit_move_and_delete() {
 async fn invalid_tasks_are_refused_with_messages() {
     let app = two_tenants().await;
     let (client, _) = admin_of(&app, ACME, "acme").await;
-    let globex_admin: i64 = sqlx::query_scalar("SELECT id FROM t_globex.users")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let globex_admin: i64 = app.db.scalar("SELECT id FROM t_globex.users").await;
     let long_title = "x".repeat(201);
     let long_description = "é".repeat(10_001);
     let just_fits = "é".repeat(10_000);
@@ -706,37 +668,43 @@ async fn invalid_tasks_are_refused_with_messages() {
     assert!(bad.text().await.unwrap().contains("Edit task"));
 
     // No or a wrong CSRF token: 403. Too large a body: 413.
-    let no_token = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[("title", "sneaky"), ("status", "todo")])
-        .send()
-        .await
-        .unwrap();
+    let no_token = app
+        .post(
+            &client,
+            ACME,
+            "/tasks",
+            &[("title", "sneaky"), ("status", "todo")],
+        )
+        .await;
     assert_eq!(no_token.status(), StatusCode::FORBIDDEN);
-    let wrong_token = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[
-            ("title", "sneaky"),
-            ("status", "todo"),
-            ("csrf_token", "00"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let wrong_token = app
+        .post(
+            &client,
+            ACME,
+            "/tasks",
+            &[
+                ("title", "sneaky"),
+                ("status", "todo"),
+                ("csrf_token", "00"),
+            ],
+        )
+        .await;
     assert_eq!(wrong_token.status(), StatusCode::FORBIDDEN);
     let token = csrf_for(&client, &app.url(ACME, "/")).await;
     let huge = "d".repeat(2 * 1024 * 1024);
-    let too_large = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[
-            ("title", "big"),
-            ("status", "todo"),
-            ("description", &huge),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let too_large = app
+        .post(
+            &client,
+            ACME,
+            "/tasks",
+            &[
+                ("title", "big"),
+                ("status", "todo"),
+                ("description", &huge),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
     assert_eq!(too_large.status(), StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(task_ids(&app.db, "t_acme").await.len(), 1);
 }
@@ -744,10 +712,9 @@ async fn invalid_tasks_are_refused_with_messages() {
 #[tokio::test]
 async fn another_tenants_task_is_not_found() {
     let app = two_tenants().await;
-    sqlx::raw_sql("INSERT INTO t_globex.tasks (title) VALUES ('Globex secret plan')")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.db
+        .exec("INSERT INTO t_globex.tasks (title) VALUES ('Globex secret plan')")
+        .await;
     let globex_id = task_ids(&app.db, "t_globex").await[0];
     let (client, _) = admin_of(&app, ACME, "acme").await;
 
@@ -758,7 +725,7 @@ async fn another_tenants_task_is_not_found() {
         "/tasks/abc".into(),
         "/tasks/-1".into(),
     ] {
-        let response = get(&client, &app, ACME, &path).await;
+        let response = app.get(&client, ACME, &path).await;
         assert_eq!(response.status(), 404, "GET {path}");
         assert!(!response.text().await.unwrap().contains("Globex secret"));
     }
@@ -789,15 +756,12 @@ async fn another_tenants_task_is_not_found() {
     assert_eq!(deleted.status(), 404);
 
     let (title, status): (String, String) =
-        sqlx::query_as("SELECT title, status FROM t_globex.tasks")
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+        app.db.row("SELECT title, status FROM t_globex.tasks").await;
     assert_eq!(
         (title.as_str(), status.as_str()),
         ("Globex secret plan", "todo")
     );
-    let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
+    let board = app.get(&client, ACME, "/").await.text().await.unwrap();
     assert!(!board.contains("Globex"));
 }
 
@@ -853,14 +817,15 @@ async fn add_member(app: &TestApp, admin: &Client, email: &str, role: &str) -> R
 async fn admins_manage_users_and_members_cannot() {
     let app = two_tenants().await;
     let (admin, _) = admin_of(&app, ACME, "acme").await;
-    assert_eq!(get(&admin, &app, ACME, "/admin/users").await.status(), 200);
+    assert_eq!(app.get(&admin, ACME, "/admin/users").await.status(), 200);
 
     let created = add_member(&app, &admin, "Mia@Acme.test", "member").await;
     assert_eq!(created.status(), StatusCode::SEE_OTHER);
     assert_eq!(created.headers()[LOCATION], "/admin/users");
     assert_eq!(user_count(&app.db, "acme").await, 2);
     assert_eq!(user_count(&app.db, "globex").await, 1);
-    let list = get(&admin, &app, ACME, "/admin/users")
+    let list = app
+        .get(&admin, ACME, "/admin/users")
         .await
         .text()
         .await
@@ -897,7 +862,7 @@ async fn admins_manage_users_and_members_cannot() {
 
     // The member signs in: the board works, the users pages are forbidden.
     let (member, _) = signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
-    let board = get(&member, &app, ACME, "/").await;
+    let board = app.get(&member, ACME, "/").await;
     assert_eq!(board.status(), 200);
     assert!(
         !board
@@ -906,30 +871,34 @@ async fn admins_manage_users_and_members_cannot() {
             .unwrap()
             .contains("href=\"/admin/users\"")
     );
-    let forbidden = get(&member, &app, ACME, "/admin/users").await;
+    let forbidden = app.get(&member, ACME, "/admin/users").await;
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
     assert!(forbidden.text().await.unwrap().contains("Not allowed"));
     let token = csrf_for(&member, &app.url(ACME, "/")).await;
-    let attempt = member
-        .post(app.url(ACME, "/admin/users"))
-        .form(&[
-            ("email", "x@acme.test"),
-            ("display_name", "X"),
-            ("password", PASSWORD),
-            ("role", "admin"),
-            ("csrf_token", &token),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let attempt = app
+        .post(
+            &member,
+            ACME,
+            "/admin/users",
+            &[
+                ("email", "x@acme.test"),
+                ("display_name", "X"),
+                ("password", PASSWORD),
+                ("role", "admin"),
+                ("csrf_token", &token),
+            ],
+        )
+        .await;
     assert_eq!(attempt.status(), StatusCode::FORBIDDEN);
     let admin_id = user_id(&app.db, "admin@acme.test").await;
-    let attempt = member
-        .post(app.url(ACME, &format!("/admin/users/{admin_id}/deactivate")))
-        .form(&[("csrf_token", &token)])
-        .send()
-        .await
-        .unwrap();
+    let attempt = app
+        .post(
+            &member,
+            ACME,
+            &format!("/admin/users/{admin_id}/deactivate"),
+            &[("csrf_token", &token)],
+        )
+        .await;
     assert_eq!(attempt.status(), StatusCode::FORBIDDEN);
     assert_eq!(user_count(&app.db, "acme").await, 2);
 
@@ -937,18 +906,15 @@ async fn admins_manage_users_and_members_cannot() {
     let mia = user_id(&app.db, "mia@acme.test").await;
     let promoted = user_action(&app, &admin, mia, "role", &[("role", "admin")]).await;
     assert_eq!(promoted.status(), StatusCode::SEE_OTHER);
-    assert_eq!(get(&member, &app, ACME, "/admin/users").await.status(), 200);
+    assert_eq!(app.get(&member, ACME, "/admin/users").await.status(), 200);
 
     // A not-logged-in visitor is sent to the login page.
     assert_to_login_then(
-        &get(&app.client(), &app, ACME, "/admin/users").await,
+        &app.get(&app.client(), ACME, "/admin/users").await,
         "/admin/users",
     );
     // Another tenant's user id is not found.
-    let globex_admin: i64 = sqlx::query_scalar("SELECT id FROM t_globex.users")
-        .fetch_one(&app.db.pool)
-        .await
-        .unwrap();
+    let globex_admin: i64 = app.db.scalar("SELECT id FROM t_globex.users").await;
     let missing = user_action(&app, &admin, globex_admin + 1000, "deactivate", &[]).await;
     assert_eq!(missing.status(), 404);
 }
@@ -961,19 +927,17 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
     let mia = user_id(&app.db, "mia@acme.test").await;
     let (member, member_session) = signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
     let (_, other_session) = signed_in(&app, ACME, "mia@acme.test", PASSWORD).await;
-    assert_eq!(get(&member, &app, ACME, "/").await.status(), 200);
+    assert_eq!(app.get(&member, ACME, "/").await.status(), 200);
 
     let done = user_action(&app, &admin, mia, "deactivate", &[]).await;
     assert_eq!(done.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        app.db
-            .count(&format!(
-                "SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id = {mia}"
-            ))
-            .await,
-        0
-    );
-    assert_to_login(&get(&member, &app, ACME, "/").await);
+    app.db
+        .assert_count(
+            &format!("SELECT count(*) FROM t_acme.tenantry_sessions WHERE owner_id = {mia}"),
+            0,
+        )
+        .await;
+    assert_to_login(&app.get(&member, ACME, "/").await);
     assert_to_login(&get_with_session(&app, ACME, "/", &member_session).await);
     assert_to_login(&get_with_session(&app, ACME, "/", &other_session).await);
     assert_eq!(user_count(&app.db, "acme").await, 1);
@@ -984,7 +948,7 @@ async fn deactivation_ends_sessions_at_once_and_reactivation_restores_access() {
         StatusCode::UNAUTHORIZED
     );
     // The admin is still signed in.
-    assert_eq!(get(&admin, &app, ACME, "/").await.status(), 200);
+    assert_eq!(app.get(&admin, ACME, "/").await.status(), 200);
 
     let back = user_action(&app, &admin, mia, "reactivate", &[]).await;
     assert_eq!(back.status(), StatusCode::SEE_OTHER);
@@ -1012,7 +976,8 @@ async fn the_last_active_admin_stays() {
 
     let demote = user_action(&app, &admin, me, "role", &[("role", "member")]).await;
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
-    let page = get(&admin, &app, ACME, "/admin/users")
+    let page = app
+        .get(&admin, ACME, "/admin/users")
         .await
         .text()
         .await
@@ -1024,7 +989,8 @@ async fn the_last_active_admin_stays() {
     assert!(is_active_admin(&app.db).await);
     let deactivate = user_action(&app, &admin, me, "deactivate", &[]).await;
     assert_eq!(deactivate.status(), StatusCode::SEE_OTHER);
-    let page = get(&admin, &app, ACME, "/admin/users")
+    let page = app
+        .get(&admin, ACME, "/admin/users")
         .await
         .text()
         .await
@@ -1038,7 +1004,7 @@ async fn the_last_active_admin_stays() {
     assert_eq!(demote.status(), StatusCode::SEE_OTHER);
     assert_eq!(demote.headers()[LOCATION], "/");
     assert!(!is_active_admin(&app.db).await);
-    assert_eq!(get(&admin, &app, ACME, "/admin/users").await.status(), 403);
+    assert_eq!(app.get(&admin, ACME, "/admin/users").await.status(), 403);
 }
 
 // ---- account ----
@@ -1048,7 +1014,7 @@ async fn changing_the_password_ends_the_other_sessions() {
     let app = two_tenants().await;
     let (laptop, laptop_session) = admin_of(&app, ACME, "acme").await;
     let (phone, _) = admin_of(&app, ACME, "acme").await;
-    let account = get(&laptop, &app, ACME, "/account").await;
+    let account = app.get(&laptop, ACME, "/account").await;
     assert_eq!(account.status(), 200);
     assert!(account.text().await.unwrap().contains("admin@acme.test"));
 
@@ -1083,7 +1049,7 @@ async fn changing_the_password_ends_the_other_sessions() {
         .await;
     assert_eq!(short.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
-        get(&phone, &app, ACME, "/").await.status(),
+        app.get(&phone, ACME, "/").await.status(),
         200,
         "nothing changed yet"
     );
@@ -1103,8 +1069,8 @@ async fn changing_the_password_ends_the_other_sessions() {
     assert_eq!(changed.status(), StatusCode::SEE_OTHER);
     assert_eq!(changed.headers()[LOCATION], "/account");
 
-    assert_to_login(&get(&phone, &app, ACME, "/").await);
-    let page = get(&laptop, &app, ACME, "/account").await;
+    assert_to_login(&app.get(&phone, ACME, "/").await);
+    let page = app.get(&laptop, ACME, "/account").await;
     assert_eq!(page.status(), 200, "this session stays");
     assert!(
         page.text()
@@ -1135,16 +1101,15 @@ async fn changing_the_password_ends_the_other_sessions() {
 async fn a_suspended_workspace_shows_a_branded_403_on_every_page() {
     let app = two_tenants().await;
     let (client, _) = admin_of(&app, ACME, "acme").await;
-    sqlx::query("UPDATE tenants SET status = 'suspended' WHERE slug = 'acme'")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
+    app.db
+        .exec("UPDATE tenants SET status = 'suspended' WHERE slug = 'acme'")
+        .await;
     wait_for_page(&app, ACME, "/login", |page| {
         page.contains("Workspace suspended")
     })
     .await;
     for path in ["/", "/login", "/account", "/admin/users", "/tasks/1"] {
-        let response = get(&client, &app, ACME, path).await;
+        let response = app.get(&client, ACME, path).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
         let page = response.text().await.unwrap();
         assert!(
@@ -1161,15 +1126,10 @@ async fn a_suspended_workspace_shows_a_branded_403_on_every_page() {
         StatusCode::UNAUTHORIZED,
         "globex is unaffected"
     );
-    let response = client
-        .post(app.url(ACME, "/tasks"))
-        .form(&[("title", "x")])
-        .send()
-        .await
-        .unwrap();
+    let response = app.post(&client, ACME, "/tasks", &[("title", "x")]).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    assert_eq!(get(&client, &app, ACME, "/theme.css").await.status(), 200);
-    assert_eq!(get(&client, &app, ACME, "/favicon.svg").await.status(), 200);
+    assert_eq!(app.get(&client, ACME, "/theme.css").await.status(), 200);
+    assert_eq!(app.get(&client, ACME, "/favicon.svg").await.status(), 200);
 }
 
 // ---- the session store and its sweep ----
@@ -1191,15 +1151,10 @@ async fn the_session_store_needs_a_site_in_scope() {
 #[tokio::test]
 async fn expired_sessions_are_swept_from_every_schema() {
     let app = two_tenants().await;
-    sqlx::raw_sql(
-        "INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date) VALUES
+    app.db.exec("INSERT INTO t_acme.tenantry_sessions (id, data, expiry_date) VALUES
              ('old-a', '{}', now() - interval '1 minute'), ('live-a', '{}', now() + interval '1 day');
          INSERT INTO t_globex.tenantry_sessions (id, data, expiry_date) VALUES ('old-g', '{}', now() - interval '1 second');
-         INSERT INTO public.cp_sessions (id, data, expiry_date) VALUES ('old-cp', '{}', now() - interval '1 hour');",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+         INSERT INTO public.cp_sessions (id, data, expiry_date) VALUES ('old-cp', '{}', now() - interval '1 hour');").await;
     let pool = app.db.pool_of(1);
     let removed = tenantry::tenancy::sessions::sweep_expired(
         &pool,
@@ -1217,12 +1172,12 @@ async fn expired_sessions_are_swept_from_every_schema() {
         )
         .await;
     assert_eq!(remaining, 1);
-    assert_eq!(
-        app.db
-            .count("SELECT count(*) FROM t_acme.tenantry_sessions WHERE id = 'live-a'")
-            .await,
-        1
-    );
+    app.db
+        .assert_count(
+            "SELECT count(*) FROM t_acme.tenantry_sessions WHERE id = 'live-a'",
+            1,
+        )
+        .await;
 }
 
 #[tokio::test]
@@ -1269,11 +1224,10 @@ async fn an_aging_session_is_renewed_once_and_fresh_ones_are_not_written() {
         }
     };
     assert!(expiry(&app.db).await > 13.9);
-    sqlx::query("UPDATE t_acme.tenantry_sessions SET expiry_date = now() + interval '2 days'")
-        .execute(&app.db.pool)
-        .await
-        .unwrap();
-    let page = get(&client, &app, ACME, "/").await;
+    app.db
+        .exec("UPDATE t_acme.tenantry_sessions SET expiry_date = now() + interval '2 days'")
+        .await;
+    let page = app.get(&client, ACME, "/").await;
     assert_eq!(page.status(), 200);
     assert_eq!(
         session_cookie(&page).as_deref(),
@@ -1281,7 +1235,7 @@ async fn an_aging_session_is_renewed_once_and_fresh_ones_are_not_written() {
         "same id, new expiry"
     );
     assert!(expiry(&app.db).await > 13.9, "renewed to the full lifetime");
-    let page = get(&client, &app, ACME, "/").await;
+    let page = app.get(&client, ACME, "/").await;
     assert!(
         session_set_cookie(&page).is_none(),
         "a fresh session is not written again"
@@ -1292,42 +1246,34 @@ async fn an_aging_session_is_renewed_once_and_fresh_ones_are_not_written() {
 async fn theme_css_honours_weak_and_listed_etags() {
     let app = two_tenants().await;
     let client = app.client();
-    let etag = get(&client, &app, ACME, "/theme.css").await.headers()["etag"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    for header in [
+    let css = app.get(&client, ACME, "/theme.css").await;
+    let etag = header(&css, "etag").to_owned();
+    for listed in [
         format!("W/{etag}"),
         format!("\"other\", {etag}"),
         "*".to_owned(),
     ] {
         let response = client
             .get(app.url(ACME, "/theme.css"))
-            .header(IF_NONE_MATCH, &header)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{header}");
-        assert_eq!(response.headers()["etag"].to_str().unwrap(), etag);
+            .header(IF_NONE_MATCH, &listed)
+            .sent()
+            .await;
+        assert_eq!(response.status(), StatusCode::NOT_MODIFIED, "{listed}");
+        assert_eq!(header(&response, "etag"), etag);
     }
 }
 
 #[tokio::test]
 async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
     let app = two_tenants().await;
-    sqlx::raw_sql(
-        "INSERT INTO t_acme.tasks (title, status, created_at)
+    app.db.exec("INSERT INTO t_acme.tasks (title, status, created_at)
          SELECT 'Finished ' || n, 'done', now() - n * interval '1 minute' FROM generate_series(1, 105) n;
          INSERT INTO t_acme.tasks (title, status) VALUES ('Open one', 'todo');
          -- Rows written behind the app's back: bring the counts it keeps along.
          UPDATE t_acme.task_counts c
-            SET n = (SELECT count(*) FROM t_acme.tasks t WHERE t.status = c.status);",
-    )
-    .execute(&app.db.pool)
-    .await
-    .unwrap();
+            SET n = (SELECT count(*) FROM t_acme.tasks t WHERE t.status = c.status);").await;
     let (client, _) = admin_of(&app, ACME, "acme").await;
-    let board = get(&client, &app, ACME, "/").await.text().await.unwrap();
+    let board = app.get(&client, ACME, "/").await.text().await.unwrap();
     assert!(board.contains("aria-label=\"105 tasks\">105<"));
     assert!(board.contains("aria-label=\"1 task\">1<"));
     assert!(board.contains("Showing the newest 20 of 105."));
@@ -1343,7 +1289,7 @@ async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
     let mut path = "/columns/done".to_owned();
     let mut seen = Vec::new();
     loop {
-        let page = get(&client, &app, ACME, &path).await;
+        let page = app.get(&client, ACME, &path).await;
         assert_eq!(page.status(), 200, "{path}");
         let page = page.text().await.unwrap();
         assert!(page.contains("105 tasks, newest first"));
@@ -1373,7 +1319,8 @@ async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
         (1..=105).collect::<Vec<_>>(),
         "each card once, in order"
     );
-    let todo = get(&client, &app, ACME, "/columns/todo")
+    let todo = app
+        .get(&client, ACME, "/columns/todo")
         .await
         .text()
         .await
@@ -1384,7 +1331,7 @@ async fn a_long_column_shows_its_newest_cards_and_its_full_count() {
         "/columns/done?before=x",
         "/columns/done?before=-1",
     ] {
-        assert_eq!(get(&client, &app, ACME, bad).await.status(), 404, "{bad}");
+        assert_eq!(app.get(&client, ACME, bad).await.status(), 404, "{bad}");
     }
 }
 
@@ -1405,23 +1352,22 @@ async fn a_logo_brands_the_pages_and_the_favicon() {
     wait_for_page(&app, ACME, "/login", |page| page.contains("/brand/logo?v=")).await;
     let client = app.client();
 
-    let logo = get(&client, &app, ACME, "/brand/logo").await;
+    let logo = app.get(&client, ACME, "/brand/logo").await;
     assert_eq!(logo.status(), 200);
     assert_eq!(logo.headers()["content-type"], "image/png");
-    let etag = logo.headers()["etag"].to_str().unwrap().to_owned();
+    let etag = header(&logo, "etag").to_owned();
     assert_eq!(etag, format!("\"{sha}\""));
     assert_eq!(logo.bytes().await.unwrap().as_ref(), png);
     let again = client
         .get(app.url(ACME, "/brand/logo"))
         .header(IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
-    let icon = get(&client, &app, ACME, "/favicon.svg").await;
+    let icon = app.get(&client, ACME, "/favicon.svg").await;
     assert_eq!(icon.headers()["content-type"], "image/svg+xml");
-    let icon_etag = icon.headers()["etag"].to_str().unwrap().to_owned();
+    let icon_etag = header(&icon, "etag").to_owned();
     assert!(
         icon.text()
             .await
@@ -1431,17 +1377,14 @@ async fn a_logo_brands_the_pages_and_the_favicon() {
     let again = client
         .get(app.url(ACME, "/favicon.svg"))
         .header(IF_NONE_MATCH, &icon_etag)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
 
     // globex has no logo: initials, and no logo of acme's.
-    assert_eq!(
-        get(&client, &app, GLOBEX, "/brand/logo").await.status(),
-        404
-    );
-    let login = get(&client, &app, GLOBEX, "/login")
+    assert_eq!(app.get(&client, GLOBEX, "/brand/logo").await.status(), 404);
+    let login = app
+        .get(&client, GLOBEX, "/login")
         .await
         .text()
         .await
@@ -1485,7 +1428,7 @@ async fn stored_counts(db: &TestDb) -> (Vec<(String, i64)>, Vec<(String, i64)>) 
 async fn column_counts_follow_every_change_to_a_task() {
     let app = two_tenants().await;
     let (client, _) = admin_of(&app, ACME, "acme").await;
-    let board = || async { get(&client, &app, ACME, "/").await.text().await.unwrap() };
+    let board = || async { app.get(&client, ACME, "/").await.text().await.unwrap() };
     assert_eq!(column_counts(&board().await), [0, 0, 0]);
     for (title, status) in [("A", "todo"), ("B", "todo"), ("C", "doing")] {
         let created = app

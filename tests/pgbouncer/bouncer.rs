@@ -1,23 +1,12 @@
 //! A PgBouncer in transaction pooling mode in front of the test server.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-pub struct PgBouncer {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
+use crate::suite::Helper;
 
-impl Drop for PgBouncer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// Stopped when dropped.
+pub struct PgBouncer(Helper);
 
 /// The PgBouncer binary, if installed (Debian puts it in /usr/sbin).
 pub fn binary() -> Option<PathBuf> {
@@ -64,16 +53,7 @@ impl PgBouncer {
     pub fn start(database_url: &str) -> PgBouncer {
         let binary = binary().expect("pgbouncer is installed");
         let (user, password, host, port, _) = split_url(database_url);
-        let listen_port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = std::env::temp_dir().join(format!(
-            "tenantry-pgbouncer-{}-{listen_port}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let (listen_port, dir) = Helper::prepare("pgbouncer");
         let auth_type = if password.is_some() {
             "scram-sha-256"
         } else {
@@ -107,20 +87,7 @@ impl PgBouncer {
             .stderr(Stdio::null());
         tenantry::devdb::run_unprivileged(&mut cmd).unwrap();
         let child = cmd.spawn().expect("start pgbouncer");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", listen_port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "pgbouncer did not start; see {}",
-                dir.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        PgBouncer {
-            child,
-            port: listen_port,
-            dir,
-        }
+        PgBouncer(Helper::started(child, (listen_port, dir), 10, "pgbouncer"))
     }
 
     /// `database_url` with host and port replaced by this PgBouncer's.
@@ -130,7 +97,7 @@ impl PgBouncer {
             Some(p) => format!("{user}:{p}"),
             None => user,
         };
-        format!("postgres://{creds}@127.0.0.1:{}/{db}", self.port)
+        format!("postgres://{creds}@127.0.0.1:{}/{db}", self.0.port)
     }
 }
 

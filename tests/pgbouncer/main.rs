@@ -22,20 +22,21 @@ use reqwest::StatusCode;
 use reqwest::multipart::Form;
 
 use crate::battery::Spec;
-use crate::harness::{ROOT, TestApp, TestDb};
+use crate::harness::{ROOT, Sent, TestApp, TestDb};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
     let mut suite = Suite::new(bouncer::missing());
-    suite.test(
-        "provisioning_and_tenant_queries_work_through_pgbouncer",
+    suite::add!(
+        suite,
         Runtime::CurrentThread,
-        provisioning_and_tenant_queries_work_through_pgbouncer,
+        provisioning_and_tenant_queries_work_through_pgbouncer
     );
-    suite.test(
-        "isolation_battery_through_pgbouncer_with_two_instances",
-        Runtime::MultiThread { worker_threads: 2 },
-        isolation_battery_through_pgbouncer_with_two_instances,
+    let multi = Runtime::MultiThread { worker_threads: 2 };
+    suite::add!(
+        suite,
+        multi,
+        isolation_battery_through_pgbouncer_with_two_instances
     );
     suite.run()
 }
@@ -76,13 +77,7 @@ async fn provisioning_and_tenant_queries_work_through_pgbouncer() {
 async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let _ = tracing_subscriber::fmt().with_env_filter("warn").try_init();
     tenantry::tenancy::db::use_prepared_statements(false);
-    let spec = Spec {
-        tenants: 100,
-        users_per_tenant: 2,
-        requests: battery::env_or("BATTERY_REQUESTS", 20_000),
-        concurrency: 64,
-        seed: 0xb0_0c3e,
-    };
+    let spec = Spec::full(100, 0xb0_0c3e);
     let db = TestDb::new().await;
     battery::provision(&db, &spec).await;
     db.create_super_admin("root@panel.test").await;
@@ -113,18 +108,13 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
     let response = panel
         .post(one.url(ROOT, &format!("/tenants/{}/branding", battery::slug(7))))
         .multipart(form)
-        .send()
-        .await
-        .unwrap();
+        .sent()
+        .await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     // ...and instance two serves it within a second.
     let seen = battery::within(Duration::from_secs(1), async || {
-        let page = browser.get(two.url(&host, "/login")).send().await.unwrap();
-        let css = browser
-            .get(two.url(&host, "/theme.css"))
-            .send()
-            .await
-            .unwrap();
+        let page = two.get(&browser, &host, "/login").await;
+        let css = two.get(&browser, &host, "/theme.css").await;
         page.text().await.unwrap().contains("Rebranded Seven")
             && css.text().await.unwrap().contains("#123456")
     })
