@@ -153,6 +153,7 @@ pub async fn update(
     match validate(&mut member.db, &form, task.assignee_id).await? {
         Ok(valid) => {
             let db = &mut member.db;
+            lock_task(db, id).await?;
             db.query(
                 "WITH old AS (SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE),
                       saved AS (
@@ -181,6 +182,22 @@ pub async fn update(
     }
 }
 
+/// Locks the task's row in a statement of its own, before the statement that
+/// changes it and the column counts. Locked inside that statement instead
+/// (`FOR UPDATE` in a CTE), a change that waited for a concurrent one read
+/// `task_counts` in the snapshot taken before the wait, and counted from a
+/// stale number: with a dozen moves of one task at once, `n` went below zero
+/// (the CHECK failed; seen on Citus, reproduced on plain PostgreSQL with two
+/// sessions). After this lock, the next statement's snapshot sees the
+/// committed change it waited for.
+async fn lock_task(db: &mut TenantDb, id: i64) -> Result<(), AppError> {
+    db.query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .execute(db.conn())
+        .await?;
+    Ok(())
+}
+
 #[derive(Deserialize)]
 pub struct MoveForm {
     #[serde(default)]
@@ -200,6 +217,7 @@ pub async fn move_task(
     let db = &mut member.db;
     // The old status is read under the row's lock, so two moves of one task
     // at once count right.
+    lock_task(db, id).await?;
     let moved: i64 = db
         .query_scalar(
             "WITH old AS (SELECT id, status FROM tasks WHERE id = $1 FOR UPDATE),
