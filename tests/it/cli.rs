@@ -243,6 +243,9 @@ async fn commands_run_a_managed_cluster_without_database_url() {
 /// tenant count and the database's size.
 #[tokio::test]
 async fn nodes_on_plain_postgresql_is_the_server_itself() {
+    if crate::harness::skip_on_citus("tests the listing of a single PostgreSQL node") {
+        return;
+    }
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
     db.create_tenant("globex").await;
@@ -270,6 +273,9 @@ async fn nodes_on_plain_postgresql_is_the_server_itself() {
 /// one line saying so, and a malformed node is refused before that.
 #[tokio::test]
 async fn tenant_move_on_plain_postgresql_says_it_is_a_single_node() {
+    if crate::harness::skip_on_citus("tests the refusal on a single PostgreSQL node") {
+        return;
+    }
     let db = TestDb::new().await;
     db.create_tenant("acme").await;
     let out = cli(

@@ -38,12 +38,45 @@ fn server_url() -> &'static str {
         if let Ok(url) = std::env::var("TENANTRY_TEST_DATABASE_URL") {
             return url.trim_end_matches('/').to_owned();
         }
+        if let Some(citus) = citus_cluster() {
+            return citus.url("").trim_end_matches('/').to_owned();
+        }
         let cluster = cluster_for_process("tenantry-test-", |dir| {
             tenantry::devdb::start(dir, tenantry::devdb::FAST_UNSAFE_SETTINGS)
                 .expect("start the managed test cluster")
         });
         cluster.url("").trim_end_matches('/').to_owned()
     })
+}
+
+/// Whether `TENANTRY_TEST_CITUS=1`: the tests run on a managed Citus
+/// cluster (a coordinator and one worker, both holding tenant schemas)
+/// instead of the plain managed PostgreSQL.
+pub fn citus_mode() -> bool {
+    std::env::var("TENANTRY_TEST_CITUS").is_ok_and(|v| v == "1")
+}
+
+/// The Citus cluster of this test process in [`citus_mode`], started on
+/// first use; `None` otherwise.
+pub fn citus_cluster() -> Option<&'static tenantry::devdb::CitusCluster> {
+    static CLUSTER: OnceLock<Option<&'static tenantry::devdb::CitusCluster>> = OnceLock::new();
+    *CLUSTER.get_or_init(|| {
+        citus_mode().then(|| {
+            cluster_for_process("tenantry-test-citus-", |dir| {
+                tenantry::devdb::start_citus(dir, tenantry::devdb::FAST_UNSAFE_SETTINGS)
+                    .expect("start the Citus test cluster (TENANTRY_TEST_CITUS=1)")
+            })
+        })
+    })
+}
+
+/// In [`citus_mode`], a test that cannot hold on a Citus cluster returns
+/// early: `true` (and says why on stderr) when the caller should skip.
+pub fn skip_on_citus(why: &str) -> bool {
+    if citus_mode() {
+        eprintln!("skipped on Citus (TENANTRY_TEST_CITUS=1): {why}");
+    }
+    citus_mode()
 }
 
 /// A cluster for the whole test process, started by `start` in
@@ -110,16 +143,27 @@ pub fn unique_name(prefix: &str) -> String {
 impl TestDb {
     pub async fn new() -> TestDb {
         let name = unique_name("test");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{}/postgres", server_url()))
-            .await
-            .expect("connect to the test server");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
-            .await
-            .expect("create test database");
-        admin.close().await;
+        if let Some(citus) = citus_cluster() {
+            // On both nodes, wired into the cluster; one at a time, as the
+            // nodes' catalogues are shared (see tests/citus/cluster.rs).
+            static WIRING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+            let _one = WIRING.lock().await;
+            citus
+                .create_database(&name)
+                .await
+                .expect("create the test database on both Citus nodes");
+        } else {
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&format!("{}/postgres", server_url()))
+                .await
+                .expect("connect to the test server");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin)
+                .await
+                .expect("create test database");
+            admin.close().await;
+        }
         TestDb::migrated(format!("{}/{name}", server_url()), 8).await
     }
 

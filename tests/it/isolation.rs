@@ -10,13 +10,17 @@ use tenantry::web::AppError;
 
 use crate::harness::{TestApp, TestDb};
 
-/// Every task title and the schema the connection resolves names in.
+/// Every task title and the schema the connection resolves names in (asked
+/// in a statement of its own: on Citus a function in a statement routed to
+/// a worker is evaluated there, without the connection's `search_path`).
 async fn probe(mut db: TenantDb) -> Result<String, AppError> {
-    let (titles, schemas): (Option<String>, String) = sqlx::query_as(
-        "SELECT (SELECT string_agg(title, ',' ORDER BY title) FROM tasks), current_schemas(false)::text",
-    )
-    .fetch_one(db.conn())
-    .await?;
+    let titles: Option<String> =
+        sqlx::query_scalar("SELECT string_agg(title, ',' ORDER BY title) FROM tasks")
+            .fetch_one(db.conn())
+            .await?;
+    let schemas: String = sqlx::query_scalar("SELECT current_schemas(false)::text")
+        .fetch_one(db.conn())
+        .await?;
     Ok(format!("{}|{schemas}", titles.unwrap_or_default()))
 }
 
