@@ -30,6 +30,18 @@ pub struct DbConfig {
     )]
     pub data_dir: PathBuf,
 
+    /// With no database URL, run a managed Citus cluster (a coordinator and
+    /// one worker, both holding tenants) under the data dir instead of a
+    /// single PostgreSQL: for development and benchmarks (docs/CITUS.md).
+    #[arg(
+        long,
+        env = "TENANTRY_MANAGED_CITUS",
+        default_value_t = false,
+        action = clap::ArgAction::Set,
+        global = true
+    )]
+    pub managed_citus: bool,
+
     /// Connections in the pool.
     #[arg(
         long,

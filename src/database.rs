@@ -8,7 +8,7 @@ use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::config::DbConfig;
-use crate::devdb::{self, ManagedCluster};
+use crate::devdb::{self, CitusCluster, ManagedCluster};
 use sqlx::migrate::{MigrateError, Migrator};
 
 /// Name of the database created on the managed cluster.
@@ -19,7 +19,14 @@ pub struct Database {
     /// A direct connection URL (never through PgBouncer): LISTEN, migrations.
     pub direct_url: String,
     /// The managed cluster, when we run one; dropping it stops the server.
-    pub cluster: Option<ManagedCluster>,
+    pub cluster: Option<Managed>,
+}
+
+/// A database this process started and stops when dropped.
+pub enum Managed {
+    Postgres(ManagedCluster),
+    /// `TENANTRY_MANAGED_CITUS`: a coordinator and a worker.
+    Citus(CitusCluster),
 }
 
 impl Database {
@@ -40,12 +47,23 @@ impl Database {
         crate::tenancy::db::use_prepared_statements(config.db_prepared_statements);
         let (url, cluster) = match &config.database_url {
             Some(url) => (url.clone(), None),
+            None if config.managed_citus => {
+                // Beside a plain managed cluster's files, not over them.
+                let cluster = devdb::start_citus(&config.data_dir.join("citus"), &[])?;
+                cluster
+                    .create_database(MANAGED_DATABASE)
+                    .await
+                    .context("cannot create the managed Citus database")?;
+                let url = cluster.url(MANAGED_DATABASE);
+                (url, Some(Managed::Citus(cluster)))
+            }
             None => {
                 let cluster = devdb::start(&config.data_dir, &[])?;
                 devdb::ensure_database(&cluster, MANAGED_DATABASE)
                     .await
                     .context("cannot create the managed database")?;
-                (cluster.url(MANAGED_DATABASE), Some(cluster))
+                let url = cluster.url(MANAGED_DATABASE);
+                (url, Some(Managed::Postgres(cluster)))
             }
         };
         let direct_url = config.database_listen_url.clone().unwrap_or(url.clone());
@@ -63,8 +81,6 @@ impl Database {
     }
 }
 
-/// The one bounded pool. Connections are recycled after a while: a backend
-/// that has touched thousands of schemas holds a large catalogue cache.
 /// The application's migrations: the shared catalogue in `public`, and the
 /// tables of every tenant's workspace (applied after the core's own).
 pub static PUBLIC_MIGRATIONS: Migrator = sqlx::migrate!("migrations/public");
@@ -77,6 +93,8 @@ pub async fn migrate_public(pool: &PgPool) -> Result<(), MigrateError> {
     crate::tenancy::migrate::migrate_catalogue(pool).await
 }
 
+/// A bounded pool. Connections are recycled after a while: a backend that
+/// has touched thousands of schemas holds a large catalogue cache.
 pub fn pool(url: &str, size: u32) -> Result<PgPool> {
     let options: PgConnectOptions = url.parse().context("DATABASE_URL is not a valid URL")?;
     let options = options

@@ -142,7 +142,39 @@ impl CitusCluster {
         .bind(wport)
         .fetch_one(&mut coordinator)
         .await?;
-        if !listed {
+        // A restarted node may have had to take a new port (its last one
+        // was taken): point the node list at where the nodes are now.
+        let moved: Option<i32> = sqlx::query_scalar(
+            "SELECT nodeid FROM pg_dist_node WHERE groupid <> 0 AND nodeport <> $1 LIMIT 1",
+        )
+        .bind(wport)
+        .fetch_optional(&mut coordinator)
+        .await?;
+        if let (false, Some(nodeid)) = (listed, moved) {
+            sqlx::query("SELECT citus_update_node($1, $2, $3)")
+                .bind(nodeid)
+                .bind(NODE_HOST)
+                .bind(wport)
+                .execute(&mut coordinator)
+                .await
+                .context("citus_update_node (the worker's new port)")?;
+        }
+        let coordinator_listed: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid = 0 AND nodeport = $1)",
+        )
+        .bind(cport)
+        .fetch_one(&mut coordinator)
+        .await?;
+        if listed || moved.is_some() {
+            if !coordinator_listed {
+                sqlx::query("SELECT citus_set_coordinator_host($1, $2)")
+                    .bind(NODE_HOST)
+                    .bind(cport)
+                    .execute(&mut coordinator)
+                    .await
+                    .context("citus_set_coordinator_host (its new port)")?;
+            }
+        } else {
             sqlx::query("SELECT citus_set_coordinator_host($1, $2)")
                 .bind(NODE_HOST)
                 .bind(cport)

@@ -25,7 +25,7 @@ use tenantry::tenancy::{nodes, provision};
 
 use crate::battery::Spec;
 use crate::cluster::CitusDb;
-use crate::harness::{ROOT, TestApp, assert_redirect, cli, migrator_with};
+use crate::harness::{ROOT, TestApp, assert_redirect, cli, cli_with_env, migrator_with};
 use crate::suite::{Runtime, Suite};
 
 fn main() -> ExitCode {
@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Runtime::CurrentThread,
         a_new_migration_reaches_tenants_on_both_nodes,
         a_deleted_tenant_is_gone_from_both_nodes,
+        the_cli_runs_a_managed_citus_cluster_of_its_own,
     );
     suite::add!(
         suite,
@@ -229,6 +230,77 @@ async fn a_deleted_tenant_is_gone_from_both_nodes() {
     }
     let left: i64 = db.db.scalar("SELECT count(*) FROM citus_schemas").await;
     assert_eq!(left, 0);
+}
+
+/// With no `DATABASE_URL` and `TENANTRY_MANAGED_CITUS=true`, the commands
+/// start a coordinator and a worker of their own under the data directory
+/// (as `tenantry serve` does for development): tenants land on both nodes.
+async fn the_cli_runs_a_managed_citus_cluster_of_its_own() {
+    let dir = std::env::temp_dir().join(format!("tenantry-managed-citus-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let data_dir = dir.to_str().unwrap().to_owned();
+    let env = [
+        ("TENANTRY_DATA_DIR", data_dir.as_str()),
+        ("TENANTRY_MANAGED_CITUS", "true"),
+    ];
+    for slug in ["north", "south"] {
+        let email = format!("admin@{slug}.test");
+        let out = cli_with_env(
+            &env,
+            &[
+                "tenant",
+                "create",
+                slug,
+                "--name",
+                slug,
+                "--admin-email",
+                &email,
+                "--password-stdin",
+            ],
+            "correct horse battery staple\n",
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "tenant create {slug}: {stderr}");
+    }
+    let out = cli_with_env(&env, &["nodes"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    let tenants: Vec<&str> = listing
+        .lines()
+        .map(|line| line.split('\t').nth(1).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        tenants,
+        ["1", "1"],
+        "one tenant on each of two nodes:\n{listing}"
+    );
+    assert!(dir.join("citus/coordinator/pgdata/PG_VERSION").exists());
+    assert!(dir.join("citus/worker/pgdata/PG_VERSION").exists());
+
+    // The worker comes back on another port (its last one taken): the node
+    // list follows it, and its tenant is still reached there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(dir.join("citus/worker/port"), port.to_string()).unwrap();
+    let out = cli_with_env(&env, &["nodes"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let listing = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        listing.contains(&format!(":{port}\t1\t")),
+        "the worker at its new port {port}, with its tenant:\n{listing}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// (d) A tenant moved to the other node, and back through the CLI, while its
