@@ -6,12 +6,15 @@
 #   bench/board.sh [TENANTS_PRESENT] ["SPREAD …"] [DURATION] [TASKS]
 #
 # Starts a fresh managed cluster and `tenantry serve` (release build) in a
-# temporary directory, seeds TENANTS_PRESENT tenants (default 10) and gives
+# temporary directory (with TENANTRY_MANAGED_CITUS=true a managed Citus
+# coordinator and worker; CITUS_NODES=1 takes the worker out first, so the
+# coordinator holds every tenant), seeds TENANTS_PRESENT tenants (default 10) and gives
 # the largest SPREAD of them a board of TASKS tasks (default 20) and a
 # signed-in session, in bulk in the database. Then, for each SPREAD, runs
 # wrk with every request going to a tenant drawn at random from that many.
 # Prints req/s, latency percentiles, CPU per request (the server, and
-# PostgreSQL's backends) and resident memory.
+# PostgreSQL's backends) and resident memory. ROLLOUT=1 then times one new
+# migration (a column and an index) over every tenant (examples/rollout_bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 present=${1:-10}
@@ -29,16 +32,23 @@ cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; wait 2>/dev/null
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
-cargo build --release --quiet --bin tenantry --example seed_tenants --example seed_boards
+cargo build --release --quiet --bin tenantry --example seed_tenants --example seed_boards \
+    --example rollout_bench
 
 export TENANTRY_DATA_DIR="$work/data" TENANTRY_BIND="127.0.0.1:$port" RUST_LOG=warn
 ./target/release/tenantry serve > "$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-db_url="postgres://tenantry:$(cat "$work/data/pg-password")@127.0.0.1:$(cat "$work/data/port")/tenantry"
+node="$work/data"
+[ "${TENANTRY_MANAGED_CITUS:-}" = true ] && node="$work/data/citus/coordinator"
+db_url="postgres://tenantry:$(cat "$node/pg-password")@127.0.0.1:$(cat "$node/port")/tenantry"
 export DATABASE_URL="$db_url"
+if [ "${TENANTRY_MANAGED_CITUS:-}" = true ] && [ "${CITUS_NODES:-2}" = 1 ]; then
+    worker_port=$(cat "$work/data/citus/worker/port")
+    psql -q "$db_url" -c "SELECT citus_remove_node('127.0.0.1', $worker_port)"
+fi
 
-./target/release/examples/seed_tenants "$present" 2 bench-password
+./target/release/examples/seed_tenants "$present" "${SEED_JOBS:-2}" bench-password
 ./target/release/examples/seed_boards "$widest" "$tasks" 2 > "$work/sessions"
 psql -q "$db_url" -c "VACUUM ANALYZE" 2>/dev/null || true
 sleep 1.5 # let the registry pick the tenants up
@@ -87,6 +97,10 @@ for s in $spreads; do
     awk -v a=$((app1 - app0)) -v p=$((pg1 - pg0)) -v n="$n" \
         'BEGIN { printf "  CPU per request: server %.3f ms, PostgreSQL %.3f ms\n", a / n, p / n }'
 done
+if [ -n "${ROLLOUT:-}" ]; then
+    echo "== one new migration (a column and an index) over $present tenants, 4 jobs"
+    ./target/release/examples/rollout_bench 4 1 split | tail -2
+fi
 echo "server RSS: $(( $(ps -o rss= -p "$server") / 1024 )) MiB"
 # A backend's own memory (its caches and plans), without the shared buffers it maps.
 echo "PostgreSQL backends, private memory (MiB): $(for p in $(pg_pids); do
@@ -107,20 +121,24 @@ SELECT schema, sid FROM public.bench_sessions WHERE n = :n \gset
 BEGIN;
 SELECT set_config('search_path', :schema, true);
 SELECT u.id, u.email, u.display_name, u.role,
-       s.expiry_date < now() + '7 days'::interval AS stale
+       s.expiry_date < now() + '7 days'::interval AS stale,
+       s.data->>'impersonated_by' AS impersonated_by,
+       (s.data->>'impersonation_id')::bigint AS impersonation_id
   FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
- WHERE s.id = :sid AND s.expiry_date > now() AND u.active;
+ WHERE s.id = :sid AND s.expiry_date > now() AND u.active
+   AND coalesce((s.data->>'impersonation_until')::bigint
+                > extract(epoch FROM now()), true);
 SELECT c.n AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
        c.status, t.due_date, u.display_name AS assignee
   FROM task_counts c
  CROSS JOIN LATERAL (
        SELECT id, title, description, due_date, assignee_id, created_at
          FROM tasks WHERE status = c.status
-        ORDER BY created_at DESC, id DESC LIMIT 100) t
+        ORDER BY created_at DESC, id DESC LIMIT 20) t
   LEFT JOIN users u ON u.id = t.assignee_id
  ORDER BY t.created_at DESC, t.id DESC;
 SELECT id, display_name FROM users WHERE active OR id = NULL ORDER BY lower(display_name), id;
-ROLLBACK;
+COMMIT;
 SQL
     for s in $spreads; do
         for mode in prepared extended; do
