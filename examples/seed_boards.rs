@@ -25,6 +25,13 @@ async fn main() -> anyhow::Result<()> {
                 let slug = format!("seed-{i:05}");
                 let schema = format!("\"t_{}\"", slug.replace('-', "_"));
                 let id = tower_sessions::session::Id::default().to_string();
+                // The admin's id first: Citus refuses subqueries in an
+                // INSERT's values and mangles an INSERT … SELECT of an aggregate.
+                let admin: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+                    "SELECT min(id) FROM {schema}.users"
+                )))
+                .fetch_one(&pool)
+                .await?;
                 // One multi-statement string per tenant: the seeding is
                 // bulk work, not what is measured.
                 let sql = format!(
@@ -33,14 +40,13 @@ async fn main() -> anyhow::Result<()> {
                      INSERT INTO tasks (title, description, status, assignee_id, created_by, due_date)
                      SELECT 'Task ' || n || ' of {slug}', 'Something to do, and a little more about it',
                             (ARRAY['todo','doing','done'])[n % 3 + 1],
-                            (SELECT min(id) FROM users), (SELECT min(id) FROM users),
+                            {admin}, {admin},
                             CASE WHEN n % 4 = 0 THEN current_date + n END
                        FROM generate_series(1, {tasks}) n;
                      UPDATE task_counts c
                         SET n = (SELECT count(*) FROM tasks t WHERE t.status = c.status);
                      INSERT INTO tenantry_sessions (id, data, expiry_date, owner_id)
-                     SELECT '{id}', jsonb_build_object('user_id', min(id)), now() + interval '13 days', min(id)
-                       FROM users;
+                     VALUES ('{id}', jsonb_build_object('user_id', {admin}), now() + interval '13 days', {admin});
                      COMMIT;"
                 );
                 pool.execute(AssertSqlSafe(sql)).await?;
