@@ -373,6 +373,13 @@ async fn the_panel_offers_the_export_to_super_admins_and_audits_it() {
             1,
         )
         .await;
+    // The tenant's admins see the operator's download on their audit page.
+    let admin = app.signed_in(ACME, "admin@acme.test").await;
+    let audit = app.get_text(&admin, ACME, "/audit").await;
+    assert!(
+        audit.contains("data-export=\"operator\"") && audit.contains("root@example.com"),
+        "{audit}"
+    );
     let unknown = app
         .post_form(&panel, ROOT, "/tenants/acme", "/tenants/nobody/export", &[])
         .await;
@@ -405,6 +412,12 @@ async fn a_tenant_admin_downloads_their_own_workspace_only() {
         assert!(!data.contains("globex"), "{name} holds Globex's rows");
         assert!(!data.contains("Globex"), "{name} holds Globex's rows");
     }
+    // The tenant's admins see the download on their audit page.
+    let audit = app.get_text(&admin, ACME, "/audit").await;
+    assert!(
+        audit.contains("data-export=\"admin\"") && audit.contains("admin@acme.test"),
+        "{audit}"
+    );
     let tenant = String::from_utf8_lossy(archive.file("tenant.json").unwrap()).into_owned();
     assert!(tenant.contains("\"slug\": \"acme\"") && !tenant.contains("globex"));
 
