@@ -380,6 +380,38 @@ async fn the_panel_offers_the_export_to_super_admins_and_audits_it() {
         audit.contains("data-export=\"operator\"") && audit.contains("root@example.com"),
         "{audit}"
     );
+    // An operator viewing the workspace as its admin cannot take the
+    // admin's download: the panel's is theirs.
+    let admin_id: i64 = app
+        .db
+        .scalar("SELECT id FROM t_acme.users WHERE email = 'admin@acme.test'")
+        .await;
+    let minted = app
+        .post_form(
+            &panel,
+            ROOT,
+            "/tenants/acme",
+            "/tenants/acme/impersonate",
+            &[("user_id", &admin_id.to_string())],
+        )
+        .await;
+    assert_eq!(minted.status(), StatusCode::SEE_OTHER);
+    let link = header(&minted, "location");
+    let path = &link[link.find("/impersonate").unwrap()..];
+    let viewing = app.client();
+    let redeemed = app.get(&viewing, ACME, path).await;
+    assert_eq!(redeemed.status(), StatusCode::SEE_OTHER);
+    let refused = app
+        .post_form(&viewing, ACME, "/admin/users", "/export", &[])
+        .await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    app.db
+        .assert_count(
+            "SELECT count(*) FROM audit_log WHERE action = 'workspace_export'",
+            0,
+        )
+        .await;
+
     let unknown = app
         .post_form(&panel, ROOT, "/tenants/acme", "/tenants/nobody/export", &[])
         .await;
