@@ -1,6 +1,6 @@
 //! The `tenantry` command line.
 
-use std::io::{BufRead, IsTerminal};
+use std::io::{BufRead, IsTerminal, Read, Write};
 use std::net::SocketAddr;
 
 use anyhow::{Context, Result, bail};
@@ -13,6 +13,7 @@ use crate::database::TENANT_MIGRATIONS;
 use crate::onboarding::NewTenant;
 use crate::onboarding::{self, FirstAdmin};
 use crate::password;
+use crate::portability;
 use crate::tenancy::migrate::{self, Outcome};
 use crate::tenancy::nodes;
 use crate::tenancy::provision::{self, unique_violation};
@@ -92,6 +93,16 @@ pub enum TenantCommand {
         /// Confirm the deletion.
         #[arg(long)]
         yes: bool,
+    },
+    /// Write the tenant's archive (.tar.gz: its data, migration version,
+    /// catalogue row, branding, domains; no sessions) to standard output.
+    Export { slug: String },
+    /// Create tenant SLUG from an archive read on standard input, in one
+    /// transaction (data from an older version is migrated forward).
+    Import {
+        slug: String,
+        #[command(flatten)]
+        site: SiteConfig,
     },
     /// Move a tenant's schema to another node (Citus only); it keeps serving.
     Move {
@@ -300,6 +311,56 @@ async fn tenant(db: &DbConfig, cmd: TenantCommand) -> Result<()> {
                 bail!("no tenant with the slug {slug:?}");
             }
             println!("deleted tenant {slug}");
+            Ok(())
+        }
+        TenantCommand::Export { slug } => {
+            let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!("invalid slug: {e}"))?;
+            if std::io::stdout().is_terminal() {
+                bail!("the archive is binary: redirect standard output to a file");
+            }
+            let db = Database::open_direct(db, 1).await?;
+            let Some(export) = portability::export_tenant(&db.pool, &slug).await? else {
+                bail!("no tenant with the slug {slug:?}");
+            };
+            let mut out = std::io::stdout().lock();
+            out.write_all(&export.bytes)
+                .and_then(|()| out.flush())
+                .context("cannot write the archive to standard output")?;
+            eprintln!("exported tenant {slug}: {}", export.summary());
+            Ok(())
+        }
+        TenantCommand::Import { slug, site } => {
+            site.check().map_err(anyhow::Error::msg)?;
+            let slug = Slug::parse(&slug).map_err(|e| anyhow::anyhow!("invalid slug: {e}"))?;
+            if std::io::stdin().is_terminal() {
+                bail!("pipe the archive into standard input (tenantry tenant import SLUG < FILE)");
+            }
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .context("cannot read the archive from standard input")?;
+            let db = Database::open_direct(db, 1).await?;
+            let started = std::time::Instant::now();
+            let done = portability::import_tenant(&db.pool, &site.root_domain(), &slug, &bytes)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot import {slug}: {e}"))?;
+            println!(
+                "imported tenant {slug} (schema {}) in {:.1?}: {} tables, {} rows, tenant migration version {} -> {}; domains {}",
+                done.schema,
+                started.elapsed(),
+                done.tables,
+                done.rows,
+                done.from_version,
+                done.version,
+                std::iter::once(done.default_domain.as_str())
+                    .chain(done.domains.iter().map(String::as_str))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            for (domain, why) in &done.dropped {
+                println!("left out domain {domain}: {why}");
+            }
             Ok(())
         }
         TenantCommand::Move { slug, node } => {

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod onboarding;
 pub mod password;
+pub mod portability;
 pub mod server;
 pub mod state;
 pub mod tenancy;

@@ -26,6 +26,10 @@ pub const TENANT_MOVE: &str = "tenant_move";
 pub const REBALANCE_START: &str = "rebalance_start";
 pub const IMPERSONATION_START: &str = "impersonation_start";
 pub const IMPERSONATION_END: &str = "impersonation_end";
+pub const TENANT_EXPORT: &str = "tenant_export";
+/// A tenant's admin downloaded their workspace's archive (from the tenant
+/// app; the actor is that user's email).
+pub const WORKSPACE_EXPORT: &str = "workspace_export";
 
 /// Writes one audit row on `conn` (schema-qualified, so it works on any
 /// search path, the provisioning transaction's included).
@@ -89,6 +93,8 @@ pub fn describe(action: &str) -> &'static str {
         REBALANCE_START => "Started rebalance",
         IMPERSONATION_START => "Opened workspace as user",
         IMPERSONATION_END => "Ended impersonation",
+        TENANT_EXPORT => "Exported tenant",
+        WORKSPACE_EXPORT => "Workspace admin exported",
         _ => "Other",
     }
 }

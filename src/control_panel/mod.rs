@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tenants/{slug}/delete", post(tenants::status::delete))
         .route("/tenants/{slug}/impersonate", post(impersonate::start))
+        .route("/tenants/{slug}/export", post(tenants::export::export))
         .route(
             "/tenants/{slug}/move",
             post(tenants::placement::move_tenant),

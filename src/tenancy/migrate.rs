@@ -104,20 +104,61 @@ pub async fn apply_tenant_migrations(
     schema: &SchemaName,
     migrator: &Migrator,
 ) -> Result<usize, TenantMigrateError> {
+    apply_sets(conn, schema, &CORE_TENANT_MIGRATIONS, migrator).await
+}
+
+/// [`apply_tenant_migrations`] with the core's set given too: a restore
+/// (`export`) first brings a new schema to an archive's versions with
+/// subsets of both, then to the latest with the whole sets.
+pub(super) async fn apply_sets(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+    core: &Migrator,
+    app: &Migrator,
+) -> Result<usize, TenantMigrateError> {
     // Two migrators on one schema wait for each other; other schemas do not.
     db::query("SELECT pg_advisory_xact_lock(hashtext('tenantry.migrate'), hashtext($1))")
         .bind(schema.as_str())
         .execute(&mut *conn)
         .await?;
-    let mut count = apply_set(conn, CORE_LEDGER, &CORE_TENANT_MIGRATIONS).await?;
-    count += apply_set(conn, APP_LEDGER, migrator).await?;
+    let mut count = apply_set(conn, CORE_LEDGER, core).await?;
+    count += apply_set(conn, APP_LEDGER, app).await?;
+    let version = i64::try_from(up(core).count() + up(app).count()).unwrap_or(i64::MAX);
     db::query("UPDATE public.tenants SET schema_version = $1 WHERE schema_name = $2")
-        .bind(latest_version(migrator))
+        .bind(version)
         .bind(schema.as_str())
         .execute(&mut *conn)
         .await?;
     Ok(count)
 }
+
+/// The applied migrations of a schema's two ledgers, `(version, checksum)`
+/// in order: the core's, then the application's. Read with names
+/// qualified by `schema`, so any search path will do.
+pub(super) async fn applied(
+    conn: &mut PgConnection,
+    schema: &SchemaName,
+) -> Result<(Vec<(i64, Vec<u8>)>, Vec<(i64, Vec<u8>)>), sqlx::Error> {
+    let mut sets = Vec::new();
+    for ledger in [CORE_LEDGER, APP_LEDGER] {
+        let sql = format!(
+            "SELECT version, checksum FROM {}.{ledger} WHERE success ORDER BY version",
+            schema.quoted()
+        );
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(AssertSqlSafe(sql))
+            .persistent(false)
+            .fetch_all(&mut *conn)
+            .await?;
+        sets.push(rows);
+    }
+    let app = sets.pop().unwrap_or_default();
+    let core = sets.pop().unwrap_or_default();
+    Ok((core, app))
+}
+
+/// The names of the two ledger tables every tenant schema has (not data:
+/// an export records their versions instead).
+pub(super) const LEDGERS: [&str; 2] = [CORE_LEDGER, APP_LEDGER];
 
 /// Applies `migrator`'s pending migrations, recording them in `ledger`
 /// (created if missing) after checking what it already holds.

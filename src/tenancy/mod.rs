@@ -6,6 +6,7 @@
 
 pub mod affinity;
 pub mod db;
+pub mod export;
 pub mod host;
 pub mod migrate;
 pub mod nodes;

@@ -89,6 +89,19 @@ pub async fn begin(
     root_domain: &str,
     migrator: &Migrator,
 ) -> Result<Provisioning, ProvisionError> {
+    let mut p = begin_empty(pool, new, root_domain).await?;
+    apply_tenant_migrations(&mut p.tx, &p.schema, migrator).await?;
+    Ok(p)
+}
+
+/// [`begin`] without the migrations: the row, the default domain and an
+/// empty schema, pinned, in the open transaction (a restore migrates it
+/// in steps of its own).
+pub(super) async fn begin_empty(
+    pool: &PgPool,
+    new: &NewTenant,
+    root_domain: &str,
+) -> Result<Provisioning, ProvisionError> {
     let schema = new.slug.schema_name();
     let domain = default_domain(&new.slug, root_domain);
     let mut tx = db::begin_public(pool).await?;
@@ -132,8 +145,6 @@ pub async fn begin(
     })?;
     let pin = format!("SET LOCAL search_path TO {}", schema.quoted());
     tx.execute(AssertSqlSafe(pin)).await?;
-
-    apply_tenant_migrations(&mut tx, &schema, migrator).await?;
 
     Ok(Provisioning {
         tx,

@@ -324,6 +324,8 @@ pub struct AuditPage {
     nav: WorkspaceNav,
     csrf: String,
     rows: Vec<AccessRow>,
+    /// Downloads of the workspace's archive.
+    exports: Vec<super::export::ExportRow>,
 }
 
 /// How many impersonations the page lists (the newest).
@@ -337,6 +339,7 @@ pub async fn page(
         csrf,
         flash,
     }: Page,
+    State(state): State<AppState>,
     TenantAdmin(mut member): TenantAdmin,
 ) -> AppResult<AuditPage> {
     let db = &mut member.db;
@@ -375,11 +378,15 @@ pub async fn page(
             r
         })
         .collect();
+    let tenant = member.db.tenant().clone();
+    drop(member.db);
+    let exports = super::export::recent(&state.pool, &tenant).await?;
     Ok(AuditPage {
         chrome,
         flash,
         nav: WorkspaceNav::new(&member.user, "audit"),
         csrf: csrf.0,
         rows,
+        exports,
     })
 }

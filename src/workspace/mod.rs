@@ -7,6 +7,7 @@ mod auth;
 mod board;
 mod brand;
 mod dates;
+mod export;
 pub mod impersonation;
 mod member;
 mod task_form;
@@ -56,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/impersonate", get(impersonation::redeem))
         .route("/impersonation/end", post(impersonation::end))
         .route("/audit", get(impersonation::page))
+        .route("/export", post(export::export))
         .route_layer(middleware::from_fn(refuse_if_suspended));
     Router::new()
         .merge(pages)

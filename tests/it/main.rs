@@ -12,6 +12,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod control_panel;
+mod export;
 mod faults;
 mod hostile;
 mod impersonation;

@@ -5,10 +5,12 @@
 //! - [`detail`]: a tenant's page, which the branding and domain handlers
 //!   (`super::branding`, `super::domains`) also show again on an invalid form
 //! - [`status`]: suspending, reactivating and deleting a tenant
+//! - [`export`]: the tenant's archive as a download
 //! - [`placement`]: the node holding a tenant, and moving it to another
 
 pub mod create;
 pub mod detail;
+pub mod export;
 pub mod list;
 pub mod placement;
 pub mod status;
