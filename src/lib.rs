@@ -16,5 +16,6 @@ pub mod password;
 pub mod server;
 pub mod state;
 pub mod tenancy;
+pub mod usage;
 pub mod web;
 pub mod workspace;
