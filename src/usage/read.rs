@@ -72,6 +72,8 @@ pub struct Dashboard {
     pub days: Vec<(String, i64, i64)>,
     /// The 10 tenants with most requests in the last 7 days: slug, name, requests.
     pub busiest: Vec<(String, String, i64)>,
+    /// The 10 largest tenants as last measured: slug, name, bytes.
+    pub largest: Vec<(String, String, i64)>,
     /// Tenants by status now: active, suspended.
     pub active: i64,
     pub suspended: i64,
@@ -122,6 +124,16 @@ pub async fn dashboard(conn: &mut PgConnection) -> Result<Dashboard, sqlx::Error
     )
     .fetch_all(&mut *conn)
     .await?;
+    let largest: Vec<(String, String, i64)> = db::query_as(
+        "SELECT t.slug, t.display_name, u.size_bytes
+           FROM public.tenant_usage u
+           JOIN public.tenants t ON t.id = u.tenant_id
+          WHERE u.size_bytes IS NOT NULL
+          ORDER BY u.size_bytes DESC, t.slug
+          LIMIT 10",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
     let (active, suspended, tenant_bytes): (i64, i64, i64) = db::query_as(
         "SELECT count(*) FILTER (WHERE status = 'active'),
                 count(*) FILTER (WHERE status = 'suspended'),
@@ -134,6 +146,7 @@ pub async fn dashboard(conn: &mut PgConnection) -> Result<Dashboard, sqlx::Error
         weeks,
         days,
         busiest,
+        largest,
         active,
         suspended,
         tenant_bytes,
