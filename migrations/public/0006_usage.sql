@@ -41,12 +41,11 @@ CREATE TABLE tenant_usage (
     refreshed_at    timestamptz
 );
 
+-- The refresh job's "stalest first". No index per figure: the flush moves
+-- last_activity of every busy tenant each minute, and those updates stay
+-- cheap (HOT) without one; sorting the list by a figure sorts at most one
+-- row per tenant, milliseconds for 10,000.
 CREATE INDEX tenant_usage_refreshed_idx ON tenant_usage (refreshed_at NULLS FIRST);
-CREATE INDEX tenant_usage_size_idx ON tenant_usage (size_bytes);
-CREATE INDEX tenant_usage_tasks_idx ON tenant_usage (tasks);
-CREATE INDEX tenant_usage_sessions_idx ON tenant_usage (active_sessions);
-CREATE INDEX tenant_usage_activity_idx ON tenant_usage (last_activity);
-CREATE INDEX tenants_user_count_idx ON tenants (user_count);
 
 -- What happened to tenants when, for the dashboard's tenants per week:
 -- written by a trigger on public.tenants, so a tenant created, suspended
