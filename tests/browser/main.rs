@@ -172,6 +172,15 @@ async fn super_admin_creates_and_runs_a_tenant(app: &TestApp, b: &Browser) {
     assert!(b.exists("svg.chart-svg[role='img'][aria-label]").await);
     assert!(b.exists("[data-chart-table='chart-busiest']").await);
     b.check_page("cp-dashboard").await;
+    // The charts take their colours from the theme's custom properties:
+    // in the dark theme too they read (and axe finds nothing).
+    b.js("document.documentElement.dataset.theme = 'dark';")
+        .await;
+    assert_eq!(
+        b.style(".chart-svg rect.chart-s1", "fill").await,
+        rgb("#a5b4fc")
+    );
+    b.check_page("cp-dashboard-dark").await;
     b.goto(&cp("/tenants/acme")).await;
     b.wait_for_text("Requests, last 7 days").await;
     assert!(b.exists("[data-chart='chart-tenant-requests']").await);
