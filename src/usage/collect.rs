@@ -86,18 +86,12 @@ async fn write(pool: &PgPool, counted: &Counted) -> Result<Flushed, sqlx::Error>
     }
     let mut sites: Vec<_> = per_site.into_iter().collect();
     sites.sort();
-    let (site_kinds, site_days, site_requests): (Vec<&str>, Vec<Date>, Vec<i64>) = sites
-        .into_iter()
-        .map(|((kind, day), n)| (kind, day, n))
-        .fold(
-            (vec![], vec![], vec![]),
-            |(mut k, mut d, mut n), (a, b, c)| {
-                k.push(a);
-                d.push(b);
-                n.push(c);
-                (k, d, n)
-            },
-        );
+    let (mut site_kinds, mut site_days, mut site_requests) = (vec![], vec![], vec![]);
+    for ((kind, day), n) in sites {
+        site_kinds.push(kind);
+        site_days.push(day);
+        site_requests.push(n);
+    }
 
     let mut tx = db::begin_public(pool).await?;
     db::query(
