@@ -51,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(security::limit_headers));
 
     let trust_proxy = state.site.trust_proxy;
+    let usage = state.usage.clone();
     security::add_headers(router)
         .layer(middleware::from_fn(move |req, next| {
             security::https_hardening(trust_proxy, req, next)
@@ -65,6 +66,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(errors::error_pages))
         // Counts every request by site kind, route pattern and status.
         .layer(middleware::from_fn(crate::metrics::track))
+        // And per tenant, in memory, for the usage figures.
+        .layer(middleware::from_fn(move |req, next| {
+            crate::usage::count(usage.clone(), req, next)
+        }))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
                 .headers()

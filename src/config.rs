@@ -87,11 +87,35 @@ pub struct ServeConfig {
     #[arg(long, env = "TENANTRY_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds between writes of the in-memory request counters to the
+    /// usage tables.
+    #[arg(long, env = "TENANTRY_USAGE_FLUSH_SECS", default_value_t = 60)]
+    pub usage_flush_secs: u64,
+
+    /// Seconds between two batches of tenants measured for the usage
+    /// figures (schema size, tasks, active sessions).
+    #[arg(long, env = "TENANTRY_USAGE_REFRESH_SECS", default_value_t = 60)]
+    pub usage_refresh_secs: u64,
+
+    /// Tenants measured per batch, the ones measured longest ago first.
+    #[arg(long, env = "TENANTRY_USAGE_BATCH", default_value_t = 100)]
+    pub usage_batch: u32,
+
     #[command(flatten)]
     pub site: SiteConfig,
 }
 
 impl ServeConfig {
+    /// When the usage jobs run.
+    pub fn usage_schedule(&self) -> crate::usage::collect::Schedule {
+        use std::time::Duration;
+        crate::usage::collect::Schedule {
+            flush: Duration::from_secs(self.usage_flush_secs.max(1)),
+            refresh: Duration::from_secs(self.usage_refresh_secs.max(1)),
+            batch: self.usage_batch.max(1),
+        }
+    }
+
     pub fn connection_limits(&self) -> crate::http_server::ConnectionLimits {
         use std::time::Duration;
         crate::http_server::ConnectionLimits {

@@ -17,5 +17,6 @@ pub mod portability;
 pub mod server;
 pub mod state;
 pub mod tenancy;
+pub mod usage;
 pub mod web;
 pub mod workspace;

@@ -26,14 +26,20 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     tracing::info!(tenants = registry.len(), "tenant registry loaded");
     warn_if_no_super_admin(&db).await;
 
-    let jobs = crate::jobs::serve_jobs(db.pool.clone(), registry.clone());
     let state = AppState::with_tenant_pool(
         db.pool.clone(),
         tenants.clone(),
-        registry,
+        registry.clone(),
         config.site.clone(),
     )
     .await?;
+    let usage = state.usage.clone();
+    let jobs = crate::jobs::serve_jobs(
+        db.pool.clone(),
+        registry,
+        usage.clone(),
+        config.usage_schedule(),
+    );
     let listener = TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("cannot listen on {}", config.bind))?;
@@ -47,6 +53,10 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     let app = crate::app::router(state);
     crate::http_server::serve(listener, app, config.connection_limits(), shutdown_signal()).await?;
     jobs.shutdown().await;
+    // What was counted since the last flush is not lost.
+    if let Err(e) = crate::usage::collect::flush(&db.pool, &usage).await {
+        tracing::warn!(error = %e, "usage: last counts not written");
+    }
     tracing::info!("requests finished; closing the database pool");
     tenants.close().await;
     db.pool.close().await;

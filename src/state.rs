@@ -7,6 +7,7 @@ use sqlx::PgPool;
 
 use crate::config::SiteConfig;
 use crate::tenancy::{TenantPool, TenantRegistry};
+use crate::usage::Counters;
 use crate::web::csrf::CsrfKey;
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     pub registry: Arc<TenantRegistry>,
     pub site: Arc<SiteConfig>,
     pub csrf: CsrfKey,
+    /// Requests per site, counted in memory until the usage flush.
+    pub usage: Arc<Counters>,
 }
 
 impl AppState {
@@ -44,6 +47,7 @@ impl AppState {
             registry,
             site: Arc::new(site),
             csrf,
+            usage: Counters::new(),
         })
     }
 

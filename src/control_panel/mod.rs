@@ -9,11 +9,14 @@
 //! - [`domains`]: custom domains
 //! - [`impersonate`]: opening a tenant's workspace as one of its users
 //! - [`nodes`]: the database nodes, their tenants and sizes, and rebalancing
+//! - [`dashboard`]: the usage dashboard on the home page, drawn by [`charts`]
 //! - [`audit`]: writing and listing the audit log
 
 pub mod audit;
 pub mod auth;
 pub mod branding;
+pub mod charts;
+pub mod dashboard;
 pub mod domains;
 pub mod impersonate;
 pub mod nodes;

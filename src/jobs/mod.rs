@@ -1,5 +1,7 @@
 //! Background jobs: work that runs on a timer beside the web server, in one
-//! place, each logged by name and stopped on shutdown.
+//! place, each logged by name and stopped on shutdown: session sweep,
+//! deletion finisher, throttle cleanup, and the usage flush and refresh
+//! (`crate::usage::collect`).
 //!
 //! A job is a function run every period that returns a one-line summary of
 //! what it did (empty when nothing); failures are logged and the job runs
@@ -15,6 +17,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::tenancy::TenantRegistry;
+use crate::usage::Counters;
+use crate::usage::collect::Schedule;
 
 /// The running jobs; dropping it without [`Jobs::shutdown`] aborts them.
 pub struct Jobs {
@@ -82,8 +86,31 @@ impl Jobs {
 }
 
 /// The jobs `tenantry serve` runs.
-pub fn serve_jobs(pool: PgPool, registry: Arc<TenantRegistry>) -> Jobs {
+pub fn serve_jobs(
+    pool: PgPool,
+    registry: Arc<TenantRegistry>,
+    usage: Arc<Counters>,
+    schedule: Schedule,
+) -> Jobs {
     let mut jobs = Jobs::default();
+    {
+        let (pool, usage) = (pool.clone(), usage.clone());
+        jobs.every("usage-flush", schedule.flush, move || {
+            let (pool, usage) = (pool.clone(), usage.clone());
+            async move { Ok(crate::usage::collect::flush(&pool, &usage).await?.summary()) }
+        });
+    }
+    {
+        let pool = pool.clone();
+        jobs.every("usage-refresh", schedule.refresh, move || {
+            let pool = pool.clone();
+            async move {
+                Ok(crate::usage::collect::refresh(&pool, schedule.batch)
+                    .await?
+                    .summary())
+            }
+        });
+    }
     {
         let (pool, registry) = (pool.clone(), registry.clone());
         jobs.every("session-sweep", Duration::from_secs(15 * 60), move || {

@@ -159,6 +159,61 @@ pub async fn tenant_size(pool: &PgPool, schema: &str) -> Result<i64, sqlx::Error
     .await
 }
 
+/// The size of the whole database (`pg_database_size`), summed over the
+/// nodes on Citus, and how many nodes that is: one query, whatever the
+/// number of tenants.
+pub async fn database_size(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
+    if is_citus(pool).await? {
+        return db::query_as(
+            "SELECT COALESCE(sum(result::bigint), 0)::bigint, count(*)
+               FROM run_command_on_all_nodes('SELECT pg_database_size(current_database())')
+              WHERE success",
+        )
+        .fetch_one(pool)
+        .await;
+    }
+    db::query_as("SELECT pg_database_size(current_database()), 1::bigint")
+        .fetch_one(pool)
+        .await
+}
+
+/// [`tenant_size`] of several schemas in one query: schema name → bytes,
+/// for those of `schemas` that exist (on Citus: that are distributed).
+pub async fn tenant_sizes(
+    pool: &PgPool,
+    schemas: &[String],
+) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+    if schemas.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, i64)> = if is_citus(pool).await? {
+        db::query_as(
+            "SELECT s.schema_name::text, COALESCE(sum(c.shard_size), 0)::bigint
+               FROM citus_schemas s
+               LEFT JOIN citus_shards c ON c.colocation_id = s.colocation_id
+              WHERE s.schema_name::text = ANY ($1)
+              GROUP BY 1",
+        )
+        .bind(schemas)
+        .fetch_all(pool)
+        .await?
+    } else {
+        db::query_as(
+            "SELECT n.nspname::text,
+                    COALESCE(sum(pg_total_relation_size(c.oid)), 0)::bigint
+               FROM pg_namespace n
+               LEFT JOIN pg_class c
+                      ON c.relnamespace = n.oid AND c.relkind IN ('r', 'm', 'p')
+              WHERE n.nspname = ANY ($1)
+              GROUP BY 1",
+        )
+        .bind(schemas)
+        .fetch_all(pool)
+        .await?
+    };
+    Ok(rows.into_iter().collect())
+}
+
 /// What [`move_tenant`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Moved {

@@ -155,7 +155,45 @@ async fn super_admin_creates_and_runs_a_tenant(app: &TestApp, b: &Browser) {
     b.goto(&cp("/")).await;
     b.wait_for_text("Globex Corporation").await;
     assert!(b.body().await.contains("Acme Inc"));
-    b.check_page("cp-tenants").await;
+    b.check_page_at("cp-tenants", Some("#tenant-list")).await;
+
+    // The usage dashboard above the list, once the jobs have run (called
+    // here instead of waiting for their timers), over a few weeks of
+    // history so that every chart has bars to draw.
+    seed_usage_history(&app.db).await;
+    tenantry::usage::collect::flush(&app.db.pool, &app.usage)
+        .await
+        .unwrap();
+    tenantry::usage::collect::refresh(&app.db.pool, 100)
+        .await
+        .unwrap();
+    b.goto(&cp("/")).await;
+    b.wait_for_text("Usage at a glance").await;
+    assert!(b.exists("svg.chart-svg[role='img'][aria-label]").await);
+    assert!(b.exists("[data-chart-table='chart-busiest']").await);
+    b.check_page("cp-dashboard").await;
+    // The charts take their colours from the theme's custom properties:
+    // in the dark theme too they read (and axe finds nothing).
+    b.js("document.documentElement.dataset.theme = 'dark';")
+        .await;
+    assert_eq!(
+        b.style(".chart-svg rect.chart-s1", "fill").await,
+        rgb("#a5b4fc")
+    );
+    b.check_page("cp-dashboard-dark").await;
+    b.goto(&cp("/tenants/acme")).await;
+    b.wait_for_text("Requests, last 7 days").await;
+    assert!(b.exists("[data-chart='chart-tenant-requests']").await);
+    b.check_page_at("cp-tenant-usage", Some("#usage-h")).await;
+    b.goto(&cp("/?sort=size&dir=desc")).await;
+    b.wait_for_text("Globex Corporation").await;
+    b.check_page_at("cp-tenants-sorted", Some("#tenant-list"))
+        .await;
+    assert_eq!(
+        b.js("return document.querySelector('th[aria-sort]').textContent.trim();")
+            .await,
+        "Size▼"
+    );
 
     // The nodes page, through the nav: one plain PostgreSQL node.
     b.click_text("Nodes").await;
@@ -436,6 +474,33 @@ async fn operator_views_a_workspace_as_a_member(app: &TestApp, b: &Browser) {
 
 /// Signs in on the login page shown as `email` with [`PASSWORD`], and
 /// waits for `landing` on the page it leads to.
+/// Four weeks of made-up requests and tenant events (the flush adds
+/// today's real ones), for the dashboard's photograph.
+async fn seed_usage_history(db: &TestDb) {
+    db.exec(
+        "INSERT INTO usage_site_daily (site, day, requests)
+         SELECT 'tenant', (now() AT TIME ZONE 'UTC')::date - d,
+                (900 + 400 * sin(d / 2.0) + 25 * (30 - d))::bigint
+           FROM generate_series(1, 29) AS d
+         UNION ALL
+         SELECT 'control_panel', (now() AT TIME ZONE 'UTC')::date - d,
+                (60 + 30 * cos(d / 3.0))::bigint
+           FROM generate_series(1, 29) AS d;
+         INSERT INTO usage_daily (tenant_id, day, requests, last_activity)
+         SELECT t.id, (now() AT TIME ZONE 'UTC')::date - d,
+                CASE t.slug WHEN 'acme' THEN 640 ELSE 310 END + 20 * d, now() - interval '1 day' * d
+           FROM tenants t, generate_series(1, 6) AS d;
+         INSERT INTO tenant_events (at, slug, event)
+         SELECT now() - interval '1 week' * w - interval '1 hour' * n,
+                'old-' || w || '-' || n, e
+           FROM generate_series(1, 11) AS w, generate_series(1, 3) AS n,
+                LATERAL (VALUES ('created'), (CASE WHEN n = 1 AND w % 3 = 0 THEN 'suspended' END),
+                                (CASE WHEN n = 2 AND w % 4 = 1 THEN 'deleted' END)) AS x (e)
+          WHERE e IS NOT NULL AND (n <= 1 + w % 3);",
+    )
+    .await;
+}
+
 async fn sign_in(b: &Browser, email: &str, landing: &str) {
     b.fill("#email", email).await;
     b.fill("#password", PASSWORD).await;

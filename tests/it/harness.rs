@@ -295,6 +295,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub db: TestDb,
     pub registry: Arc<TenantRegistry>,
+    /// The app's in-memory request counters (for the usage jobs).
+    pub usage: Arc<tenantry::usage::Counters>,
 }
 
 /// Makes the router a [`TestApp`] serves from the app's state.
@@ -389,6 +391,7 @@ impl TestAppBuilder {
             metrics_token,
         };
         let state = AppState::new(pool, registry.clone(), site).await.unwrap();
+        let usage = state.usage.clone();
         let router = make_router(state);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -398,7 +401,12 @@ impl TestAppBuilder {
                 .await
                 .unwrap();
         });
-        TestApp { addr, db, registry }
+        TestApp {
+            addr,
+            db,
+            registry,
+            usage,
+        }
     }
 }
 

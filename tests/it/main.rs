@@ -24,4 +24,5 @@ mod provisioning;
 mod registry;
 mod rollout_restart;
 mod routing;
+mod usage;
 mod workspace;

@@ -13,6 +13,7 @@ use super::placement::Placement;
 use crate::branding::Color;
 use crate::control_panel::audit::{self, AuditRow};
 use crate::control_panel::branding::BrandingValues;
+use crate::control_panel::dashboard::TenantUsage;
 use crate::control_panel::impersonate::{self, ActiveUser};
 use crate::control_panel::preview::Preview;
 use crate::control_panel::{PanelNav, SuperAdmin, TenantLinks};
@@ -111,6 +112,7 @@ pub struct DetailPage {
     domains: Vec<DomainRow>,
     recent: Vec<AuditRow>,
     placement: Placement,
+    usage: TenantUsage,
     links: TenantLinks,
     /// Whom the workspace can be opened as.
     active_users: Vec<ActiveUser>,
@@ -169,6 +171,7 @@ pub async fn detail_page(
     .fetch_all(&mut *tx)
     .await?;
     let recent = audit::newest(&mut tx, Some(slug.as_str()), None, 8).await?;
+    let usage = TenantUsage::load(&mut tx, t.id).await?;
     drop(tx);
     let placement = Placement::load(&state.pool, &t.schema_name).await?;
     let active_users = if t.is_suspended() {
@@ -203,6 +206,7 @@ pub async fn detail_page(
         domains,
         recent,
         placement,
+        usage,
         links: TenantLinks::new(&state.site, headers),
         active_users,
         domain_value: forms.domain,
