@@ -137,7 +137,11 @@ mod tests {
     fn tenant_migrations_add_no_column_with_a_default() {
         for migration in TENANT_MIGRATIONS.iter() {
             let costly = crate::tenancy::migrate::adds_column_with_default(migration.sql.as_str());
-            assert!(costly.is_empty(), "migration {}: {costly:?}", migration.version);
+            assert!(
+                costly.is_empty(),
+                "migration {}: {costly:?}",
+                migration.version
+            );
         }
     }
 

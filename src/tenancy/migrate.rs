@@ -333,6 +333,7 @@ async fn migrate_one(pool: &PgPool, schema: &SchemaName, migrator: &Migrator) ->
 pub fn adds_column_with_default(sql: &str) -> Vec<&str> {
     split_statements(sql)
         .into_iter()
+        .map(str::trim)
         .filter(|statement| {
             let words = statement.to_ascii_uppercase();
             let words: Vec<&str> = words.split_whitespace().collect();
@@ -398,7 +399,11 @@ mod tests {
     fn core_tenant_migrations_add_no_column_with_a_default() {
         for migration in super::CORE_TENANT_MIGRATIONS.iter() {
             let costly = adds_column_with_default(migration.sql.as_str());
-            assert!(costly.is_empty(), "core migration {}: {costly:?}", migration.version);
+            assert!(
+                costly.is_empty(),
+                "core migration {}: {costly:?}",
+                migration.version
+            );
         }
     }
 }
