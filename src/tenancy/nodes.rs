@@ -4,9 +4,12 @@
 //! schema-based sharding (`citus.enable_schema_based_sharding = on` on the
 //! coordinator) each tenant schema is a distributed schema living whole on
 //! one node, and `citus_schema_move()` moves it while it keeps serving. Every
-//! function here runs on the coordinator (or the single server).
+//! function here runs on the coordinator (or the single server), each read in
+//! a transaction of its own: behind a transaction-mode PgBouncer without
+//! prepared statements, a statement sent outside one may be parsed on one
+//! server connection and executed on another.
 
-use sqlx::postgres::PgPool;
+use sqlx::postgres::{PgConnection, PgPool};
 
 use super::db;
 
@@ -35,16 +38,23 @@ pub enum NodesError {
 
 /// Whether the database is a Citus coordinator (the extension is installed).
 pub async fn is_citus(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let mut tx = db::begin_public(pool).await?;
+    let found = is_citus_on(&mut tx).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn is_citus_on(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
     db::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
 }
 
 /// The server itself, as a node name: its address and port.
-async fn this_server(pool: &PgPool) -> Result<(String, u16), sqlx::Error> {
+async fn this_server(conn: &mut PgConnection) -> Result<(String, u16), sqlx::Error> {
     let (host, port): (Option<String>, String) =
         db::query_as("SELECT host(inet_server_addr()), current_setting('port')")
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
     Ok((
         host.unwrap_or_else(|| "localhost".to_owned()),
@@ -55,12 +65,19 @@ async fn this_server(pool: &PgPool) -> Result<(String, u16), sqlx::Error> {
 /// The primary nodes, in node-id order, with how many tenants each holds and
 /// the size of its database. One node on plain PostgreSQL.
 pub async fn list_nodes(pool: &PgPool) -> Result<Vec<Node>, sqlx::Error> {
-    if !is_citus(pool).await? {
-        let (host, port) = this_server(pool).await?;
+    let mut tx = db::begin_public(pool).await?;
+    let found = list_nodes_on(&mut tx).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn list_nodes_on(conn: &mut PgConnection) -> Result<Vec<Node>, sqlx::Error> {
+    if !is_citus_on(&mut *conn).await? {
+        let (host, port) = this_server(&mut *conn).await?;
         let (tenants, bytes): (i64, i64) = db::query_as(
             "SELECT (SELECT count(*) FROM public.tenants), pg_database_size(current_database())",
         )
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
         return Ok(vec![Node {
             host,
@@ -88,7 +105,7 @@ pub async fn list_nodes(pool: &PgPool) -> Result<Vec<Node>, sqlx::Error> {
           WHERE n.isactive AND n.noderole = 'primary'
           ORDER BY n.nodeid",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()
@@ -108,13 +125,23 @@ pub async fn tenant_node(
     pool: &PgPool,
     schema: &str,
 ) -> Result<Option<(String, u16)>, sqlx::Error> {
-    if !is_citus(pool).await? {
+    let mut tx = db::begin_public(pool).await?;
+    let found = tenant_node_on(&mut tx, schema).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn tenant_node_on(
+    conn: &mut PgConnection,
+    schema: &str,
+) -> Result<Option<(String, u16)>, sqlx::Error> {
+    if !is_citus_on(&mut *conn).await? {
         let exists: bool = db::query_scalar("SELECT to_regnamespace($1) IS NOT NULL")
             .bind(schema)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await?;
         return Ok(if exists {
-            Some(this_server(pool).await?)
+            Some(this_server(&mut *conn).await?)
         } else {
             None
         });
@@ -130,7 +157,7 @@ pub async fn tenant_node(
           LIMIT 1",
     )
     .bind(schema)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await?;
     Ok(node.map(|(host, port)| (host, u16::try_from(port).unwrap_or(0))))
 }
@@ -138,7 +165,14 @@ pub async fn tenant_node(
 /// Bytes a tenant schema takes (tables with their indexes and TOAST): on
 /// Citus, the sum of its shards on whichever node holds them.
 pub async fn tenant_size(pool: &PgPool, schema: &str) -> Result<i64, sqlx::Error> {
-    if is_citus(pool).await? {
+    let mut tx = db::begin_public(pool).await?;
+    let found = tenant_size_on(&mut tx, schema).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn tenant_size_on(conn: &mut PgConnection, schema: &str) -> Result<i64, sqlx::Error> {
+    if is_citus_on(&mut *conn).await? {
         return db::query_scalar(
             "SELECT COALESCE(sum(c.shard_size), 0)::bigint
                FROM citus_shards c
@@ -146,7 +180,7 @@ pub async fn tenant_size(pool: &PgPool, schema: &str) -> Result<i64, sqlx::Error
               WHERE s.schema_name = to_regnamespace($1)",
         )
         .bind(schema)
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await;
     }
     db::query_scalar(
@@ -155,7 +189,7 @@ pub async fn tenant_size(pool: &PgPool, schema: &str) -> Result<i64, sqlx::Error
           WHERE c.relnamespace = to_regnamespace($1) AND c.relkind IN ('r', 'm', 'p')",
     )
     .bind(schema)
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await
 }
 
@@ -163,17 +197,24 @@ pub async fn tenant_size(pool: &PgPool, schema: &str) -> Result<i64, sqlx::Error
 /// nodes on Citus, and how many nodes that is: one query, whatever the
 /// number of tenants.
 pub async fn database_size(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
-    if is_citus(pool).await? {
+    let mut tx = db::begin_public(pool).await?;
+    let found = database_size_on(&mut tx).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn database_size_on(conn: &mut PgConnection) -> Result<(i64, i64), sqlx::Error> {
+    if is_citus_on(&mut *conn).await? {
         return db::query_as(
             "SELECT COALESCE(sum(result::bigint), 0)::bigint, count(*)
                FROM run_command_on_all_nodes('SELECT pg_database_size(current_database())')
               WHERE success",
         )
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await;
     }
     db::query_as("SELECT pg_database_size(current_database()), 1::bigint")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await
 }
 
@@ -183,10 +224,20 @@ pub async fn tenant_sizes(
     pool: &PgPool,
     schemas: &[String],
 ) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+    let mut tx = db::begin_public(pool).await?;
+    let found = tenant_sizes_on(&mut tx, schemas).await?;
+    tx.commit().await?;
+    Ok(found)
+}
+
+async fn tenant_sizes_on(
+    conn: &mut PgConnection,
+    schemas: &[String],
+) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
     if schemas.is_empty() {
         return Ok(Default::default());
     }
-    let rows: Vec<(String, i64)> = if is_citus(pool).await? {
+    let rows: Vec<(String, i64)> = if is_citus_on(&mut *conn).await? {
         db::query_as(
             "SELECT s.schema_name::text, COALESCE(sum(c.shard_size), 0)::bigint
                FROM citus_schemas s
@@ -195,7 +246,7 @@ pub async fn tenant_sizes(
               GROUP BY 1",
         )
         .bind(schemas)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
     } else {
         db::query_as(
@@ -208,7 +259,7 @@ pub async fn tenant_sizes(
               GROUP BY 1",
         )
         .bind(schemas)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await?
     };
     Ok(rows.into_iter().collect())
@@ -233,7 +284,10 @@ pub async fn move_tenant(
     host: &str,
     port: u16,
 ) -> Result<Moved, NodesError> {
-    if !is_citus(pool).await? {
+    // The checks in one transaction (see the module's note); the move
+    // itself runs alone, as Citus wants.
+    let mut tx = db::begin_public(pool).await?;
+    if !is_citus_on(&mut tx).await? {
         return Err(NodesError::SingleNode);
     }
     let known: bool = db::query_scalar(
@@ -243,7 +297,7 @@ pub async fn move_tenant(
     )
     .bind(host)
     .bind(i32::from(port))
-    .fetch_one(pool)
+    .fetch_one(&mut *tx)
     .await?;
     if !known {
         return Err(NodesError::NoSuchNode {
@@ -251,7 +305,9 @@ pub async fn move_tenant(
             port,
         });
     }
-    match tenant_node(pool, schema).await? {
+    let placed = tenant_node_on(&mut tx, schema).await?;
+    tx.commit().await?;
+    match placed {
         None => return Err(NodesError::NotDistributed(schema.to_owned())),
         Some((h, p)) if h == host && p == port => return Ok(Moved::AlreadyThere),
         Some(_) => {}

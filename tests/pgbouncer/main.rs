@@ -36,7 +36,8 @@ fn main() -> ExitCode {
     suite::add!(
         suite,
         multi,
-        isolation_battery_through_pgbouncer_with_two_instances
+        isolation_battery_through_pgbouncer_with_two_instances,
+        the_panel_pages_answer_through_pgbouncer_under_load
     );
     suite.run()
 }
@@ -124,4 +125,38 @@ async fn isolation_battery_through_pgbouncer_with_two_instances() {
         "instance two did not serve the new branding within 1 s"
     );
     drop(bouncer);
+}
+
+/// The control panel's pages that read the node and usage figures (the
+/// home page's dashboard, a tenant's placement, the nodes page), requested
+/// side by side through the pooler without prepared statements: every one
+/// answers 200. A statement sent outside a transaction can be parsed on one
+/// server connection and executed on another ("unnamed prepared statement
+/// does not exist"), which is why each of those reads runs in a transaction.
+async fn the_panel_pages_answer_through_pgbouncer_under_load() {
+    tenantry::tenancy::db::use_prepared_statements(false);
+    let db = TestDb::new().await;
+    db.create_tenant("acme").await;
+    db.create_super_admin("root@panel.test").await;
+    let bouncer = PgBouncer::start(&db.url);
+    let app = TestApp::builder(db.clone())
+        .pool_size(4)
+        .database_url(bouncer.url_for(&db.url))
+        .start()
+        .await;
+    let panel = app.super_admin("root@panel.test").await;
+    let pages = ["/", "/tenants/acme", "/nodes"];
+    let requests = (0..60).map(|i| {
+        let (app, panel) = (&app, panel.clone());
+        async move {
+            let path = pages[i % pages.len()];
+            (path, app.get(&panel, ROOT, path).await.status())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let failed: Vec<_> = answers
+        .iter()
+        .filter(|(_, status)| *status != StatusCode::OK)
+        .collect();
+    assert!(failed.is_empty(), "through PgBouncer: {failed:?}");
 }
