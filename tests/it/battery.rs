@@ -248,6 +248,11 @@ fn browser() -> Client {
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(Loopback))
         .pool_max_idle_per_host(2)
+        // Under the server's 10 s wait for a connection's next request:
+        // otherwise a request can go out on a connection the server is
+        // closing at that moment (the keep-alive race every HTTP client
+        // has), and fail without reaching the app.
+        .pool_idle_timeout(std::time::Duration::from_secs(5))
         .build()
         .unwrap()
 }

@@ -437,6 +437,8 @@ impl TestApp {
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .dns_resolver(Arc::new(ToServer(self.addr)))
+            // Under the server's 10 s wait for a next request (see battery.rs).
+            .pool_idle_timeout(std::time::Duration::from_secs(5))
             .build()
             .unwrap()
     }
