@@ -25,7 +25,10 @@ pub fn normalize_host(raw: &str) -> Option<String> {
         }
     };
     let host = host.strip_suffix('.').unwrap_or(host);
-    if host.is_empty() || !host.is_ascii() {
+    // A second trailing dot (`acme..`) or a space or control character inside
+    // is no name, and letting one through would leave a host that normalises
+    // again to something else.
+    if host.is_empty() || host.ends_with('.') || !host.bytes().all(|b| b.is_ascii_graphic()) {
         return None;
     }
     Some(host.to_ascii_lowercase())
@@ -227,6 +230,10 @@ mod tests {
         assert_eq!(normalize_host(""), None);
         assert_eq!(normalize_host("a:b"), None);
         assert_eq!(normalize_host("::"), None);
+        assert_eq!(normalize_host(".."), None);
+        assert_eq!(normalize_host("acme.localhost.."), None);
+        assert_eq!(normalize_host("acme\t."), None);
+        assert_eq!(normalize_host("ac me.localhost"), None);
         assert_eq!(normalize_host("a:"), None);
         assert_eq!(normalize_host("[::1]x"), None);
         assert_eq!(normalize_host("bücher.de"), None);
