@@ -24,6 +24,7 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     .await
     .context("cannot load the tenant catalogue")?;
     tracing::info!(tenants = registry.len(), "tenant registry loaded");
+    warn_if_pool_is_small(registry.len(), tenant_slots, db_config.db_pool_size);
     warn_if_no_super_admin(&db).await;
 
     let state = AppState::with_tenant_pool(
@@ -72,6 +73,26 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
 fn split_pool(size: u32) -> (u32, u32) {
     let public = (size / 4).max(1);
     (public, size.saturating_sub(public).max(1))
+}
+
+/// Each tenant connection serves at most `TENANTS_PER_BACKEND` tenants
+/// before it is replaced (`tenancy::affinity`): with more tenants than the
+/// slots hold, a backend that sees them all busy keeps starting cold.
+fn warn_if_pool_is_small(tenants: usize, slots: u32, pool_size: u32) {
+    let per_backend = crate::tenancy::affinity::TENANTS_PER_BACKEND;
+    let needed = tenants.div_ceil(per_backend) as u32;
+    if needed > slots {
+        let suggested = (needed..u32::MAX)
+            .find(|&size| split_pool(size).1 >= needed)
+            .unwrap_or(needed);
+        tracing::warn!(
+            tenants,
+            tenant_connections = slots,
+            "each tenant connection serves at most {per_backend} tenants before it is replaced: \
+             when most of them are busy, TENANTRY_DB_POOL_SIZE={suggested} (now {pool_size}) \
+             keeps every backend warm"
+        );
+    }
 }
 
 async fn warn_if_no_super_admin(db: &Database) {

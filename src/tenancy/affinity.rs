@@ -16,9 +16,16 @@
 //! slot on, and otherwise waits for the `(k + 1)`-th. Many tenants with a
 //! request or two each stay at home; one tenant with sixteen requests in
 //! flight spreads over sixteen slots.
+//!
+//! And a backend's caches must stay bounded however many tenants there are:
+//! each slot counts the distinct tenants its connection has served, and past
+//! [`TENANTS_PER_BACKEND`] the connection is closed when it is next released
+//! (its successor starts empty). With enough slots for the busy tenants
+//! (`TENANTRY_DB_POOL_SIZE`) that never happens, and each backend stays warm.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
@@ -30,6 +37,12 @@ use super::tenant::Tenant;
 /// only widens two tenants' share a little).
 const LOAD_BUCKETS: usize = 4096;
 
+/// The most tenants one backend serves before it is replaced. A backend
+/// keeps ~200 KiB per tenant it has served (catalogue entries, and the plans
+/// of the board's three statements; measured in `docs/BENCHMARKS.md`): this
+/// many stay under 64 MiB.
+pub const TENANTS_PER_BACKEND: usize = 250;
+
 /// The tenant-affine connections of one database.
 #[derive(Clone, Debug)]
 pub struct TenantPool {
@@ -38,8 +51,40 @@ pub struct TenantPool {
 
 #[derive(Debug)]
 struct Inner {
-    slots: Box<[PgPool]>,
+    slots: Box<[Slot]>,
     load: Box<[AtomicU32]>,
+}
+
+/// One connection, and the tenants it has served since it was opened.
+#[derive(Debug)]
+struct Slot {
+    pool: PgPool,
+    served: Arc<Served>,
+}
+
+#[derive(Debug)]
+struct Served {
+    bound: usize,
+    tenants: Mutex<HashSet<i64>>,
+    /// Set once `tenants` outgrows the bound: close at the next release.
+    retire: AtomicBool,
+}
+
+impl Served {
+    fn note(&self, tenant: i64) {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        if tenants.insert(tenant) && tenants.len() > self.bound {
+            self.retire.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn forget(&self) {
+        self.tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.retire.store(false, Ordering::Relaxed);
+    }
 }
 
 /// Holds a tenant's place in its load count while its transaction lives.
@@ -59,10 +104,41 @@ impl TenantPool {
     /// `slots` one-connection pools with the settings of `like` (its
     /// connect options, lifetimes and checks), opened lazily.
     pub fn beside(like: &PgPool, slots: u32) -> TenantPool {
+        TenantPool::bounded(like, slots, TENANTS_PER_BACKEND)
+    }
+
+    /// [`TenantPool::beside`], each connection replaced once it has served
+    /// more than `tenants_per_backend` tenants.
+    pub fn bounded(like: &PgPool, slots: u32, tenants_per_backend: usize) -> TenantPool {
         let options: PgPoolOptions = like.options().clone().max_connections(1).min_connections(0);
         let connect = (*like.connect_options()).clone();
         let slots = (0..slots.max(1))
-            .map(|_| options.clone().connect_lazy_with(connect.clone()))
+            .map(|_| {
+                let served = Arc::new(Served {
+                    bound: tenants_per_backend,
+                    tenants: Mutex::default(),
+                    retire: AtomicBool::new(false),
+                });
+                let (fresh, release) = (served.clone(), served.clone());
+                let pool = options
+                    .clone()
+                    .after_connect(move |_, _| {
+                        fresh.forget();
+                        Box::pin(async { Ok(()) })
+                    })
+                    .after_release(move |_, _| {
+                        let keep = !release.retire.load(Ordering::Relaxed);
+                        if !keep {
+                            tracing::debug!(
+                                bound = release.bound,
+                                "replacing a tenant connection that has served its share of tenants"
+                            );
+                        }
+                        Box::pin(async move { Ok(keep) })
+                    })
+                    .connect_lazy_with(connect.clone());
+                Slot { pool, served }
+            })
             .collect();
         TenantPool {
             inner: Arc::new(Inner {
@@ -91,8 +167,11 @@ impl TenantPool {
         let sql = || begin_sql(&tenant.schema);
         for i in 0..width {
             let slot = &slots[(home + i) % n];
-            match slot.try_begin_with(AssertSqlSafe(sql())).await {
-                Ok(Some(tx)) => return Ok((tx, in_flight)),
+            match slot.pool.try_begin_with(AssertSqlSafe(sql())).await {
+                Ok(Some(tx)) => {
+                    slot.served.note(tenant.id);
+                    return Ok((tx, in_flight));
+                }
                 Ok(None) => {}
                 // An idle connection the database closed: its slot opens a
                 // new one for whoever waits on it next.
@@ -101,14 +180,15 @@ impl TenantPool {
             }
         }
         let slot = &slots[(home + others) % n];
-        let tx = begin_on_live_connection(slot, sql).await?;
+        let tx = begin_on_live_connection(&slot.pool, sql).await?;
+        slot.served.note(tenant.id);
         Ok((tx, in_flight))
     }
 
     /// Connections open, and idle, over all slots.
     pub fn size(&self) -> (u32, usize) {
         self.inner.slots.iter().fold((0, 0), |(open, idle), s| {
-            (open + s.size(), idle + s.num_idle())
+            (open + s.pool.size(), idle + s.pool.num_idle())
         })
     }
 
@@ -119,7 +199,7 @@ impl TenantPool {
 
     pub async fn close(&self) {
         for slot in &self.inner.slots {
-            slot.close().await;
+            slot.pool.close().await;
         }
     }
 }

@@ -98,3 +98,45 @@ async fn one_tenants_burst_spreads_over_every_connection() {
         assert_eq!(schema, "t_ten_1");
     }
 }
+
+/// A backend's caches grow with every schema it serves: past its bound the
+/// connection is replaced (the next transaction starts on a fresh backend),
+/// and the new one is pinned to the right schema like the old.
+#[tokio::test]
+async fn a_connection_is_replaced_once_it_has_served_its_share_of_tenants() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 5).await;
+    let pool = TenantPool::bounded(&db.pool_of(2), 1, 3);
+    let (first, _) = backend_of(&pool, &registry, "ten-0").await;
+    for n in [1, 2, 0, 1, 2] {
+        let (pid, _) = backend_of(&pool, &registry, &format!("ten-{n}")).await;
+        assert_eq!(pid, first, "three tenants stay on one backend");
+    }
+    // The fourth tenant is served, and then its connection is retired.
+    let (pid, schema) = backend_of(&pool, &registry, "ten-3").await;
+    assert_eq!((pid, schema.as_str()), (first, "t_ten_3"));
+    let (second, schema) = backend_of(&pool, &registry, "ten-4").await;
+    assert_ne!(second, first, "a fresh backend after the fourth tenant");
+    assert_eq!(schema, "t_ten_4");
+    let observer = db.pool_of(1);
+    let mut gone = false;
+    for _ in 0..50 {
+        let alive: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT FROM pg_stat_activity WHERE pid = $1)")
+                .bind(first)
+                .fetch_one(&observer)
+                .await
+                .unwrap();
+        if !alive {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the retired backend has exited");
+    // The fresh one counts from zero: three more tenants stay on it.
+    for n in [0, 1] {
+        let (pid, _) = backend_of(&pool, &registry, &format!("ten-{n}")).await;
+        assert_eq!(pid, second);
+    }
+}
