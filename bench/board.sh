@@ -85,13 +85,21 @@ cpu_ms() {
     echo $(( total * 1000 / tick ))
 }
 pg_pids() { pgrep -u postgres -f "postgres: tenantry" | tr '\n' ' '; }
+# PostgreSQL's CPU: its live backends, plus what the postmaster has reaped
+# from the ones that exited (a tenant connection replaced mid-run).
+pg_cpu_ms() {
+    local tick; tick=$(getconf CLK_TCK)
+    local postmaster; postmaster=$(head -1 "$node/pgdata/postmaster.pid")
+    local reaped; reaped=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$postmaster/stat)
+    echo $(( $(cpu_ms $(pg_pids)) + reaped * 1000 / tick ))
+}
 
 for s in $spreads; do
     SPREAD=$s wrk -t2 -c16 -d"$warmup" -s "$lua" "http://127.0.0.1:$port/" > /dev/null
     echo "== board: $present tenants present, requests spread over $s, wrk -t2 -c16 -d$duration"
-    app0=$(cpu_ms $server); pg0=$(cpu_ms $(pg_pids))
+    app0=$(cpu_ms $server); pg0=$(pg_cpu_ms)
     out=$(SPREAD=$s wrk -t2 -c16 -d"$duration" --latency -s "$lua" "http://127.0.0.1:$port/")
-    app1=$(cpu_ms $server); pg1=$(cpu_ms $(pg_pids))
+    app1=$(cpu_ms $server); pg1=$(pg_cpu_ms)
     echo "$out" | grep -E "Requests/sec|Latency|50%|99%|requests in|Non-2xx"
     n=$(echo "$out" | awk '/requests in/ { print $1 }')
     awk -v a=$((app1 - app0)) -v p=$((pg1 - pg0)) -v n="$n" \
