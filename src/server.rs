@@ -82,9 +82,10 @@ fn warn_if_pool_is_small(tenants: usize, slots: u32, pool_size: u32) {
     let per_backend = crate::tenancy::affinity::TENANTS_PER_BACKEND;
     let needed = tenants.div_ceil(per_backend) as u32;
     if needed > slots {
-        let suggested = (needed..u32::MAX)
+        // The smallest pool whose tenant share holds them.
+        let suggested = (needed..)
             .find(|&size| split_pool(size).1 >= needed)
-            .unwrap_or(needed);
+            .expect("a pool of 4/3 × needed suffices");
         tracing::warn!(
             tenants,
             tenant_connections = slots,

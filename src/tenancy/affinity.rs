@@ -24,7 +24,7 @@
 //! (`TENANTRY_DB_POOL_SIZE`) that never happens, and each backend stays warm.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -66,24 +66,24 @@ struct Slot {
 struct Served {
     bound: usize,
     tenants: Mutex<HashSet<i64>>,
-    /// Set once `tenants` outgrows the bound: close at the next release.
-    retire: AtomicBool,
 }
 
 impl Served {
+    fn tenants(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+        self.tenants.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn note(&self, tenant: i64) {
-        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
-        if tenants.insert(tenant) && tenants.len() > self.bound {
-            self.retire.store(true, Ordering::Relaxed);
-        }
+        self.tenants().insert(tenant);
+    }
+
+    /// Past the bound, the connection is closed at its next release.
+    fn outgrown(&self) -> bool {
+        self.tenants().len() > self.bound
     }
 
     fn forget(&self) {
-        self.tenants
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clear();
-        self.retire.store(false, Ordering::Relaxed);
+        self.tenants().clear();
     }
 }
 
@@ -117,7 +117,6 @@ impl TenantPool {
                 let served = Arc::new(Served {
                     bound: tenants_per_backend,
                     tenants: Mutex::default(),
-                    retire: AtomicBool::new(false),
                 });
                 let (fresh, release) = (served.clone(), served.clone());
                 let pool = options
@@ -127,7 +126,7 @@ impl TenantPool {
                         Box::pin(async { Ok(()) })
                     })
                     .after_release(move |_, _| {
-                        let keep = !release.retire.load(Ordering::Relaxed);
+                        let keep = !release.outgrown();
                         if !keep {
                             tracing::debug!(
                                 bound = release.bound,
