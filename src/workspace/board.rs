@@ -225,22 +225,33 @@ pub async fn column(
         .fetch_optional(db.conn())
         .await?
         .unwrap_or(0);
-    let mut rows: Vec<CardRow> = db
-        .query_as(
+    // Two statements, not one with `$2 IS NULL OR …`: tenant statements get
+    // generic plans (`tenancy::db::begin_sql`), and a generic plan of that OR
+    // could not start the index scan at the `before` card.
+    let sql = match before {
+        None => {
             "SELECT 0::bigint AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
                     t.status, t.due_date, u.display_name AS assignee
                FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id
               WHERE t.status = $1
-                AND ($2::bigint IS NULL
-                     OR (t.created_at, t.id) < (SELECT created_at, id FROM tasks WHERE id = $2))
               ORDER BY t.created_at DESC, t.id DESC
-              LIMIT $3",
-        )
-        .bind(status)
-        .bind(before)
-        .bind(COLUMN_PAGE as i64 + 1)
-        .fetch_all(db.conn())
-        .await?;
+              LIMIT $2"
+        }
+        Some(_) => {
+            "SELECT 0::bigint AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
+                    t.status, t.due_date, u.display_name AS assignee
+               FROM tasks t LEFT JOIN users u ON u.id = t.assignee_id
+              WHERE t.status = $1
+                AND (t.created_at, t.id) < (SELECT created_at, id FROM tasks WHERE id = $3)
+              ORDER BY t.created_at DESC, t.id DESC
+              LIMIT $2"
+        }
+    };
+    let mut query = db.query_as(sql).bind(status).bind(COLUMN_PAGE as i64 + 1);
+    if let Some(before) = before {
+        query = query.bind(before);
+    }
+    let mut rows: Vec<CardRow> = query.fetch_all(db.conn()).await?;
     let more = rows.len() > COLUMN_PAGE;
     rows.truncate(COLUMN_PAGE);
     let today = time::OffsetDateTime::now_utc().date();
