@@ -1,6 +1,6 @@
 //! Benchmark of the tenancy core at scale: provisioning time as the number of
-//! tenants grows, a no-op migration rollout, and one new migration rolled out
-//! to every tenant.
+//! tenants grows (creating the schema, and taking a spare one), a no-op
+//! migration rollout, and one new migration rolled out to every tenant.
 //!
 //!     cargo run --release --example tenancy_bench -- [TENANTS] [JOBS]
 //!
@@ -88,6 +88,36 @@ async fn main() -> anyhow::Result<()> {
     println!("created {tenants} tenants in {:.1?}", started.elapsed());
     describe("tenant create (first 100)", &mut first);
     describe(&format!("tenant create (last 100 of {tenants})"), &mut last);
+
+    // The same, each taking a spare schema (made beforehand, untimed, as
+    // the server's job makes them between sign-ups).
+    tenantry::tenancy::spares::refill(&pool, &TENANT_MIGRATIONS, 100).await?;
+    let mut spared = Vec::new();
+    for i in 0..100 {
+        let new = NewTenant {
+            slug: Slug::parse(&format!("spare-{i:03}"))?,
+            display_name: format!("Spare {i}"),
+            primary_color: Color::parse("#4f46e5").unwrap(),
+            accent_color: Color::parse("#0ea5e9").unwrap(),
+        };
+        let t = Instant::now();
+        create_tenant(&pool, "localhost", &new, &admin)
+            .await?
+            .commit()
+            .await?;
+        spared.push(t.elapsed());
+    }
+    describe(
+        &format!("tenant create, spare ({tenants} present)"),
+        &mut spared,
+    );
+    let mut hashes = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        tenantry::password::hash("bench-password".into()).await?;
+        hashes.push(t.elapsed());
+    }
+    describe("one password hash", &mut hashes);
 
     let t = Instant::now();
     let s = migrate::rollout(&pool, &TENANT_MIGRATIONS, jobs, false, |_, _| {}).await?;

@@ -101,6 +101,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TENANTRY_USAGE_BATCH", default_value_t = 100)]
     pub usage_batch: u32,
 
+    /// Tenant schemas kept made and migrated ahead of time, so that a new
+    /// tenant gets one renamed instead of waiting for its migrations
+    /// (0: every tenant's schema is created when it is).
+    #[arg(long, env = "TENANTRY_SPARE_SCHEMAS", default_value_t = 4)]
+    pub spare_schemas: usize,
+
     #[command(flatten)]
     pub site: SiteConfig,
 }

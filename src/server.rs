@@ -40,6 +40,7 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
         registry,
         usage.clone(),
         config.usage_schedule(),
+        config.spare_schemas,
     );
     let listener = TcpListener::bind(config.bind)
         .await

@@ -1,6 +1,7 @@
 //! Background jobs: work that runs on a timer beside the web server, in one
 //! place, each logged by name and stopped on shutdown: session sweep,
-//! deletion finisher, throttle cleanup, and the usage flush and refresh
+//! deletion finisher, throttle cleanup, spare tenant schemas
+//! (`crate::tenancy::spares`), and the usage flush and refresh
 //! (`crate::usage::collect`).
 //!
 //! A job is a function run every period that returns a one-line summary of
@@ -85,14 +86,33 @@ impl Jobs {
     }
 }
 
-/// The jobs `tenantry serve` runs.
+/// The jobs `tenantry serve` runs; `spares` is how many spare tenant
+/// schemas to keep ready.
 pub fn serve_jobs(
     pool: PgPool,
     registry: Arc<TenantRegistry>,
     usage: Arc<Counters>,
     schedule: Schedule,
+    spares: usize,
 ) -> Jobs {
     let mut jobs = Jobs::default();
+    {
+        // Often, so that a burst of sign-ups that took them all finds new
+        // ones soon; when they are all there a run is two quick queries.
+        let pool = pool.clone();
+        jobs.every("spare-schemas", Duration::from_secs(2), move || {
+            let pool = pool.clone();
+            async move {
+                let done = crate::tenancy::spares::refill(
+                    &pool,
+                    &crate::database::TENANT_MIGRATIONS,
+                    spares,
+                )
+                .await?;
+                Ok(done.summary())
+            }
+        });
+    }
     {
         let (pool, usage) = (pool.clone(), usage.clone());
         jobs.every("usage-flush", schedule.flush, move || {

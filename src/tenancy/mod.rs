@@ -15,6 +15,7 @@ pub mod registry;
 pub mod resolve;
 pub mod schema;
 pub mod sessions;
+pub mod spares;
 pub mod sql_split;
 pub mod tenant;
 

@@ -12,6 +12,7 @@ use super::db;
 use super::migrate::{TenantMigrateError, apply_tenant_migrations};
 use super::registry::TenantStatus;
 use super::schema::{SchemaName, Slug};
+use super::spares;
 
 /// What a new tenant starts with: its slug, and values for the
 /// application's own columns of `public.tenants` (its profile, such as a
@@ -81,15 +82,34 @@ pub fn default_domain(slug: &Slug, root_domain: &str) -> String {
     format!("{slug}.{root_domain}")
 }
 
-/// Inserts the tenant and its default domain, creates its schema and applies
-/// every tenant migration, all in one transaction that the caller commits.
+/// Inserts the tenant and its default domain and gives it a migrated
+/// schema, all in one transaction that the caller commits. The schema is a
+/// spare made for these migrations renamed (`spares`), or when there is
+/// none, created here with every tenant migration applied.
 pub async fn begin(
     pool: &PgPool,
     new: &NewTenant,
     root_domain: &str,
     migrator: &Migrator,
 ) -> Result<Provisioning, ProvisionError> {
-    let mut p = begin_empty(pool, new, root_domain).await?;
+    let mut tx = db::begin_public(pool).await?;
+    let (tenant_id, domain) = insert_rows(&mut tx, new, root_domain).await?;
+    let schema = new.slug.schema_name();
+    match spares::claim(&mut tx, &spares::fingerprint(migrator)).await? {
+        Some(spare) => {
+            let rename = format!(
+                "ALTER SCHEMA {} RENAME TO {}",
+                spare.quoted(),
+                schema.quoted()
+            );
+            tx.execute(AssertSqlSafe(rename))
+                .await
+                .map_err(|e| schema_error(e, &schema))?;
+        }
+        None => create_schema(&mut tx, &schema).await?,
+    }
+    let mut p = pinned(tx, tenant_id, schema, domain).await?;
+    // Sets the catalogue row's version; for a spare, nothing is pending.
     apply_tenant_migrations(&mut p.tx, &p.schema, migrator).await?;
     Ok(p)
 }
@@ -102,9 +122,21 @@ pub(super) async fn begin_empty(
     new: &NewTenant,
     root_domain: &str,
 ) -> Result<Provisioning, ProvisionError> {
+    let mut tx = db::begin_public(pool).await?;
+    let (tenant_id, domain) = insert_rows(&mut tx, new, root_domain).await?;
+    let schema = new.slug.schema_name();
+    create_schema(&mut tx, &schema).await?;
+    pinned(tx, tenant_id, schema, domain).await
+}
+
+/// The catalogue row and the default domain: the tenant's id and domain.
+async fn insert_rows(
+    tx: &mut PgConnection,
+    new: &NewTenant,
+    root_domain: &str,
+) -> Result<(i64, String), ProvisionError> {
     let schema = new.slug.schema_name();
     let domain = default_domain(&new.slug, root_domain);
-    let mut tx = db::begin_public(pool).await?;
 
     let insert = insert_sql(new);
     let mut query = sqlx::query_scalar(AssertSqlSafe(insert.as_str()))
@@ -135,22 +167,40 @@ pub(super) async fn begin_empty(
         None => e.into(),
     })?;
 
-    // Two messages, one statement each, as a Citus coordinator needs.
+    Ok((tenant_id, domain))
+}
+
+async fn create_schema(tx: &mut PgConnection, schema: &SchemaName) -> Result<(), ProvisionError> {
     let create = format!("CREATE SCHEMA {}", schema.quoted());
-    tx.execute(AssertSqlSafe(create)).await.map_err(|e| {
-        match e.as_database_error().and_then(|d| d.code()) {
-            Some(code) if code == "42P06" => ProvisionError::SchemaExists(schema.to_string()),
-            _ => e.into(),
-        }
-    })?;
+    tx.execute(AssertSqlSafe(create))
+        .await
+        .map_err(|e| schema_error(e, schema))?;
+    Ok(())
+}
+
+/// "The schema exists already" as its own error; others as they are.
+fn schema_error(e: sqlx::Error, schema: &SchemaName) -> ProvisionError {
+    match e.as_database_error().and_then(|d| d.code()) {
+        Some(code) if code == "42P06" => ProvisionError::SchemaExists(schema.to_string()),
+        _ => e.into(),
+    }
+}
+
+/// Pins the open transaction to the new schema: the DDL before it and this
+/// go as separate messages, one statement each, as a Citus coordinator needs.
+async fn pinned(
+    mut tx: Transaction<'static, Postgres>,
+    tenant_id: i64,
+    schema: SchemaName,
+    default_domain: String,
+) -> Result<Provisioning, ProvisionError> {
     let pin = format!("SET LOCAL search_path TO {}", schema.quoted());
     tx.execute(AssertSqlSafe(pin)).await?;
-
     Ok(Provisioning {
         tx,
         tenant_id,
         schema,
-        default_domain: domain,
+        default_domain,
     })
 }
 

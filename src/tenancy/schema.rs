@@ -86,6 +86,12 @@ impl SchemaName {
         (parsed.schema_name().0 == name).then(|| SchemaName(name.to_owned()))
     }
 
+    /// The schema of spare number `id` (`tenancy::spares`): not a tenant's
+    /// name (those start with `t_`), so no host can ever reach it.
+    pub(super) fn spare(id: i64) -> SchemaName {
+        SchemaName(format!("tenantry_spare_{id}"))
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -145,5 +151,6 @@ mod tests {
         assert!(SchemaName::from_stored("public").is_none());
         assert!(SchemaName::from_stored("t_a\"b").is_none());
         assert!(SchemaName::from_stored("t_ab_").is_none());
+        assert!(SchemaName::from_stored(SchemaName::spare(7).as_str()).is_none());
     }
 }

@@ -24,5 +24,6 @@ mod provisioning;
 mod registry;
 mod rollout_restart;
 mod routing;
+mod spares;
 mod usage;
 mod workspace;
