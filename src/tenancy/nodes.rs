@@ -221,10 +221,10 @@ async fn database_size_on(conn: &mut PgConnection) -> Result<(i64, i64), sqlx::E
 /// [`tenant_size`] of several schemas in one query: schema name → bytes,
 /// for those of `schemas` that exist (on Citus: that are distributed).
 pub async fn tenant_sizes(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     schemas: &[String],
 ) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
-    let mut tx = db::begin_public(pool).await?;
+    let mut tx = sqlx::Connection::begin(conn).await?;
     let found = tenant_sizes_on(&mut tx, schemas).await?;
     tx.commit().await?;
     Ok(found)
