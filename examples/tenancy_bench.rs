@@ -10,8 +10,8 @@
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
-use sqlx::SqlSafeStr;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{PgPool, SqlSafeStr};
 use tenantry::branding::Color;
 use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::onboarding::NewTenant;
@@ -33,6 +33,22 @@ fn describe(label: &str, samples: &mut [Duration]) {
         percentile(samples, 0.95),
         samples[samples.len() - 1],
     );
+}
+
+/// Creates the tenant `slug` with `admin` and commits: how long it took.
+async fn timed_create(pool: &PgPool, admin: &FirstAdmin, slug: &str) -> anyhow::Result<Duration> {
+    let new = NewTenant {
+        slug: Slug::parse(slug)?,
+        display_name: format!("Bench {slug}"),
+        primary_color: Color::parse("#4f46e5").unwrap(),
+        accent_color: Color::parse("#0ea5e9").unwrap(),
+    };
+    let t = Instant::now();
+    create_tenant(pool, "localhost", &new, admin)
+        .await?
+        .commit()
+        .await?;
+    Ok(t.elapsed())
 }
 
 #[tokio::main]
@@ -66,18 +82,7 @@ async fn main() -> anyhow::Result<()> {
     let mut last = Vec::new();
     let started = Instant::now();
     for i in 0..tenants {
-        let new = NewTenant {
-            slug: Slug::parse(&format!("bench-{i:05}"))?,
-            display_name: format!("Bench {i}"),
-            primary_color: Color::parse("#4f46e5").unwrap(),
-            accent_color: Color::parse("#0ea5e9").unwrap(),
-        };
-        let t = Instant::now();
-        create_tenant(&pool, "localhost", &new, &admin)
-            .await?
-            .commit()
-            .await?;
-        let took = t.elapsed();
+        let took = timed_create(&pool, &admin, &format!("bench-{i:05}")).await?;
         if i < 100 {
             first.push(took);
         }
@@ -98,18 +103,7 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let mut spared = Vec::new();
     for i in 0..100 {
-        let new = NewTenant {
-            slug: Slug::parse(&format!("spare-{i:03}"))?,
-            display_name: format!("Spare {i}"),
-            primary_color: Color::parse("#4f46e5").unwrap(),
-            accent_color: Color::parse("#0ea5e9").unwrap(),
-        };
-        let t = Instant::now();
-        create_tenant(&pool, "localhost", &new, &admin)
-            .await?
-            .commit()
-            .await?;
-        spared.push(t.elapsed());
+        spared.push(timed_create(&pool, &admin, &format!("spare-{i:03}")).await?);
     }
     describe(
         &format!("tenant create, spare ({present} present)"),

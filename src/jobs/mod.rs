@@ -98,7 +98,8 @@ pub fn serve_jobs(
     let mut jobs = Jobs::default();
     {
         // Often, so that a burst of sign-ups that took them all finds new
-        // ones soon; when they are all there a run is two quick queries.
+        // ones soon; when they are all there a run is one short transaction
+        // (the lock, the count, a look for stale spares).
         let pool = pool.clone();
         jobs.every("spare-schemas", Duration::from_secs(2), move || {
             let pool = pool.clone();

@@ -75,9 +75,16 @@ pub fn is_unavailable(e: &sqlx::Error) -> bool {
 /// plan would should be written as two statements.)
 pub fn begin_sql(schema: &SchemaName) -> String {
     format!(
-        "BEGIN; SET LOCAL search_path TO {}; SET LOCAL plan_cache_mode TO force_generic_plan",
-        schema.quoted()
+        "BEGIN; {}; SET LOCAL plan_cache_mode TO force_generic_plan",
+        pin_sql(schema)
     )
+}
+
+/// The schema pin alone, for a transaction already open (on Citus, sent
+/// apart from the DDL before it: a coordinator takes one statement per
+/// message).
+pub fn pin_sql(schema: &SchemaName) -> String {
+    format!("SET LOCAL search_path TO {}", schema.quoted())
 }
 
 /// Opens a transaction with `begin()` as its first statement, passing over

@@ -92,23 +92,7 @@ pub async fn begin(
     root_domain: &str,
     migrator: &Migrator,
 ) -> Result<Provisioning, ProvisionError> {
-    let mut tx = db::begin_public(pool).await?;
-    let (tenant_id, domain) = insert_rows(&mut tx, new, root_domain).await?;
-    let schema = new.slug.schema_name();
-    match spares::claim(&mut tx, &spares::fingerprint(migrator)).await? {
-        Some(spare) => {
-            let rename = format!(
-                "ALTER SCHEMA {} RENAME TO {}",
-                spare.quoted(),
-                schema.quoted()
-            );
-            tx.execute(AssertSqlSafe(rename))
-                .await
-                .map_err(|e| schema_error(e, &schema))?;
-        }
-        None => create_schema(&mut tx, &schema).await?,
-    }
-    let mut p = pinned(tx, tenant_id, schema, domain).await?;
+    let mut p = start(pool, new, root_domain, Some(migrator)).await?;
     // Sets the catalogue row's version; for a spare, nothing is pending.
     apply_tenant_migrations(&mut p.tx, &p.schema, migrator).await?;
     Ok(p)
@@ -122,11 +106,47 @@ pub(super) async fn begin_empty(
     new: &NewTenant,
     root_domain: &str,
 ) -> Result<Provisioning, ProvisionError> {
+    start(pool, new, root_domain, None).await
+}
+
+/// The row, the default domain and the schema, pinned, in a new
+/// transaction: a spare made with `spare_of`'s migrations renamed when
+/// there is one, else a new empty schema.
+async fn start(
+    pool: &PgPool,
+    new: &NewTenant,
+    root_domain: &str,
+    spare_of: Option<&Migrator>,
+) -> Result<Provisioning, ProvisionError> {
     let mut tx = db::begin_public(pool).await?;
-    let (tenant_id, domain) = insert_rows(&mut tx, new, root_domain).await?;
+    let (tenant_id, default_domain) = insert_rows(&mut tx, new, root_domain).await?;
     let schema = new.slug.schema_name();
-    create_schema(&mut tx, &schema).await?;
-    pinned(tx, tenant_id, schema, domain).await
+    let spare = match spare_of {
+        Some(migrator) => spares::claim(&mut tx, &spares::fingerprint(migrator)).await?,
+        None => None,
+    };
+    let ddl = match spare {
+        Some(spare) => format!(
+            "ALTER SCHEMA {} RENAME TO {}",
+            spare.quoted(),
+            schema.quoted()
+        ),
+        None => format!("CREATE SCHEMA {}", schema.quoted()),
+    };
+    tx.execute(AssertSqlSafe(ddl)).await.map_err(|e| {
+        match e.as_database_error().and_then(|d| d.code()) {
+            Some(code) if code == "42P06" => ProvisionError::SchemaExists(schema.to_string()),
+            _ => e.into(),
+        }
+    })?;
+    // A message of its own, as a Citus coordinator needs.
+    tx.execute(AssertSqlSafe(db::pin_sql(&schema))).await?;
+    Ok(Provisioning {
+        tx,
+        tenant_id,
+        schema,
+        default_domain,
+    })
 }
 
 /// The catalogue row and the default domain: the tenant's id and domain.
@@ -168,40 +188,6 @@ async fn insert_rows(
     })?;
 
     Ok((tenant_id, domain))
-}
-
-async fn create_schema(tx: &mut PgConnection, schema: &SchemaName) -> Result<(), ProvisionError> {
-    let create = format!("CREATE SCHEMA {}", schema.quoted());
-    tx.execute(AssertSqlSafe(create))
-        .await
-        .map_err(|e| schema_error(e, schema))?;
-    Ok(())
-}
-
-/// "The schema exists already" as its own error; others as they are.
-fn schema_error(e: sqlx::Error, schema: &SchemaName) -> ProvisionError {
-    match e.as_database_error().and_then(|d| d.code()) {
-        Some(code) if code == "42P06" => ProvisionError::SchemaExists(schema.to_string()),
-        _ => e.into(),
-    }
-}
-
-/// Pins the open transaction to the new schema: the DDL before it and this
-/// go as separate messages, one statement each, as a Citus coordinator needs.
-async fn pinned(
-    mut tx: Transaction<'static, Postgres>,
-    tenant_id: i64,
-    schema: SchemaName,
-    default_domain: String,
-) -> Result<Provisioning, ProvisionError> {
-    let pin = format!("SET LOCAL search_path TO {}", schema.quoted());
-    tx.execute(AssertSqlSafe(pin)).await?;
-    Ok(Provisioning {
-        tx,
-        tenant_id,
-        schema,
-        default_domain,
-    })
 }
 
 /// How long every instance gets to stop routing a tenant marked for

@@ -154,8 +154,7 @@ async fn make_spare(
     // One statement per message, as a Citus coordinator needs.
     conn.execute(AssertSqlSafe(format!("CREATE SCHEMA {}", schema.quoted())))
         .await?;
-    let pin = format!("SET LOCAL search_path TO {}", schema.quoted());
-    conn.execute(AssertSqlSafe(pin)).await?;
+    conn.execute(AssertSqlSafe(db::pin_sql(&schema))).await?;
     apply_tenant_migrations(conn, &schema, app).await?;
     Ok(())
 }

@@ -168,3 +168,23 @@ async fn delete_drops_schema_rows_and_domains() {
     assert_eq!(db.count("SELECT count(*) FROM tenant_domains").await, 1);
     assert!(!provision::delete(&db.pool, "acme").await.unwrap());
 }
+
+#[tokio::test]
+async fn a_failed_provisioning_gives_its_spare_schema_back() {
+    let db = TestDb::new().await;
+    db.exec("CREATE SCHEMA t_clash").await;
+    tenantry::tenancy::spares::refill(&db.pool, &TENANT_MIGRATIONS, 1)
+        .await
+        .unwrap();
+    let id: i64 = db.scalar("SELECT id FROM tenant_spares").await;
+
+    let err = begin(&db, "clash", &TENANT_MIGRATIONS).await.err().unwrap();
+    assert!(matches!(err, ProvisionError::SchemaExists(_)), "{err}");
+    assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
+    db.assert_count(
+        &format!("SELECT count(*) FROM tenant_spares WHERE id = {id}"),
+        1,
+    )
+    .await;
+    assert!(db.schema_exists(&format!("tenantry_spare_{id}")).await);
+}

@@ -1,5 +1,6 @@
 //! Spare tenant schemas: a new tenant gets a ready schema renamed, only one
-//! made with its own migrations, and a failed provisioning gives it back.
+//! made with its own migrations (a failed provisioning giving its spare back
+//! is in `provisioning`).
 
 use tenantry::database::TENANT_MIGRATIONS;
 use tenantry::tenancy::migrate::latest_version;
@@ -135,37 +136,6 @@ async fn a_spare_of_other_migrations_is_never_taken_and_dropped_once_stale() {
     assert_eq!(spare_ids(&db).await, Vec::<i64>::new());
     assert!(
         !db.schema_exists(&format!("tenantry_spare_{}", ids[0]))
-            .await
-    );
-}
-
-#[tokio::test]
-async fn a_failed_provisioning_gives_its_spare_back() {
-    let db = TestDb::new().await;
-    db.exec("CREATE SCHEMA t_clash").await;
-    refill(&db.pool, &TENANT_MIGRATIONS, 1).await.unwrap();
-    let ids = spare_ids(&db).await;
-
-    let new = tenantry::onboarding::NewTenant {
-        slug: tenantry::tenancy::Slug::parse("clash").unwrap(),
-        display_name: "Clash".into(),
-        primary_color: tenantry::branding::Color::parse("#123456").unwrap(),
-        accent_color: tenantry::branding::Color::parse("#654321").unwrap(),
-    };
-    let err = tenantry::tenancy::provision::begin(
-        &db.pool,
-        &new.catalogue(),
-        crate::harness::ROOT,
-        &TENANT_MIGRATIONS,
-    )
-    .await
-    .err()
-    .expect("the schema name is taken");
-    assert!(err.to_string().contains("already exists"), "{err}");
-    assert_eq!(db.count("SELECT count(*) FROM tenants").await, 0);
-    assert_eq!(spare_ids(&db).await, ids);
-    assert!(
-        db.schema_exists(&format!("tenantry_spare_{}", ids[0]))
             .await
     );
 }
