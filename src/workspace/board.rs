@@ -5,16 +5,18 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query};
 use axum::response::{Html, IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
+use sqlx::types::Json;
 use time::Date;
 
-use super::dates::{iso_date, short_label};
-use super::member::{Member, WorkspaceNav, parse_id};
-use super::task_form::{Person, STATUSES, TaskForm, people};
+use super::dates::{iso_date, parse_date, short_label};
+use super::member::{Member, MemberQuery, Visit, WorkspaceNav, member_sql, parse_id};
+use super::task_form::{Person, STATUSES, TaskForm};
 use crate::web::{AppError, Chrome, FieldErrors, IncomingFlash, Page};
 
-/// A task as a card on the board.
-#[derive(Debug, sqlx::FromRow)]
+/// A task as a card on the board: a row of the column page, or an array
+/// of the board's JSON (in this field order).
+#[derive(Debug, sqlx::FromRow, Deserialize)]
 struct CardRow {
     /// How many tasks the card's column holds in all.
     column_count: i64,
@@ -22,8 +24,19 @@ struct CardRow {
     title: String,
     excerpt: String,
     status: String,
+    #[serde(deserialize_with = "json_date")]
     due_date: Option<Date>,
     assignee: Option<String>,
+}
+
+/// A date as JSON has it (`"2026-12-31"`).
+fn json_date<'de, D: Deserializer<'de>>(json: D) -> Result<Option<Date>, D::Error> {
+    match Option::<String>::deserialize(json)? {
+        None => Ok(None),
+        Some(text) => parse_date(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("not a date: {text}"))),
+    }
 }
 
 pub struct Card {
@@ -120,40 +133,56 @@ pub struct BoardPage {
     statuses: [(&'static str, &'static str); 3],
 }
 
-/// Two queries in the member's transaction: the cards with their columns'
-/// counts (assignee names by JOIN) and the people to assign to.
-pub async fn board_page(
-    Page {
-        chrome,
-        csrf,
-        flash,
-    }: Page,
-    member: &mut Member,
-    form: TaskForm,
-    errors: FieldErrors,
-) -> Result<BoardPage, AppError> {
-    let db = &mut member.db;
-    // Each column's count from `task_counts` and its newest cards from the
-    // index in the board's order: a board of 50,000 tasks reads what one of
-    // a hundred does.
-    let rows: Vec<CardRow> = db
-        .query_as(
-            "SELECT c.n AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
-                    c.status, t.due_date, u.display_name AS assignee
+/// The board's data, read in one statement with the member's session:
+/// each column's count from `task_counts` and its newest cards from the
+/// index in the board's order (a board of 50,000 tasks reads what one of a
+/// hundred does), assignee names by JOIN, and the people to assign to.
+/// The cards and the people come as JSON arrays, so the whole page is one
+/// row and one round trip.
+const BOARD_SQL: &str = member_sql!(
+    "SELECT me.*,
+            (SELECT coalesce(json_agg(json_build_array(c.n, t.id, t.title,
+                                        left(t.description, 180), c.status,
+                                        t.due_date, u.display_name)
+                                      ORDER BY t.created_at DESC, t.id DESC), '[]')
                FROM task_counts c
               CROSS JOIN LATERAL (
                     SELECT id, title, description, due_date, assignee_id, created_at
                       FROM tasks
                      WHERE status = c.status
                      ORDER BY created_at DESC, id DESC
-                     LIMIT $1) t
-               LEFT JOIN users u ON u.id = t.assignee_id
-              ORDER BY t.created_at DESC, t.id DESC",
-        )
-        .bind(CARDS_PER_COLUMN as i64)
-        .fetch_all(db.conn())
-        .await?;
-    let people = people(db, None).await?;
+                     LIMIT $3) t
+               LEFT JOIN users u ON u.id = t.assignee_id) AS cards,
+            (SELECT coalesce(json_agg(json_build_array(id, display_name)
+                                      ORDER BY lower(display_name), id), '[]')
+               FROM users WHERE active) AS people
+       FROM me"
+);
+
+#[derive(sqlx::FromRow)]
+struct BoardData {
+    cards: Json<Vec<CardRow>>,
+    people: Json<Vec<Person>>,
+}
+
+fn bind_board(query: MemberQuery<BoardData>) -> MemberQuery<BoardData> {
+    query.bind(CARDS_PER_COLUMN as i64)
+}
+
+fn board_page(
+    Page {
+        chrome,
+        csrf,
+        flash,
+    }: Page,
+    member: &Member,
+    BoardData {
+        cards: Json(rows),
+        people: Json(people),
+    }: BoardData,
+    form: TaskForm,
+    errors: FieldErrors,
+) -> BoardPage {
     let today = time::OffsetDateTime::now_utc().date();
     let mut columns: Vec<Column> = STATUSES
         .iter()
@@ -171,7 +200,7 @@ pub async fn board_page(
         column.count = usize::try_from(row.column_count).unwrap_or(0);
         column.cards.push(Card::from_row(row, today));
     }
-    Ok(BoardPage {
+    BoardPage {
         chrome,
         flash,
         nav: WorkspaceNav::new(&member.user, "board"),
@@ -182,7 +211,19 @@ pub async fn board_page(
         form,
         errors,
         statuses: STATUSES,
-    })
+    }
+}
+
+/// The board again, in the member's transaction, with a task form that
+/// did not pass (`POST /tasks`).
+pub async fn board_with_form(
+    page: Page,
+    member: &mut Member,
+    form: TaskForm,
+    errors: FieldErrors,
+) -> Result<BoardPage, AppError> {
+    let data = member.page_with(BOARD_SQL, bind_board).await?;
+    Ok(board_page(page, member, data, form, errors))
 }
 
 #[derive(Template, WebTemplate)]
@@ -269,16 +310,18 @@ pub async fn column(
     })
 }
 
-/// `GET /`: read-only, so the transaction is simply dropped (rolled back
-/// when the connection goes back to the pool, which costs no extra trip).
-pub async fn board(page: Page, mut member: Member) -> Result<Response, AppError> {
+/// `GET /`: the session check and the board are one statement. Read-only,
+/// so the transaction is simply dropped (rolled back when the connection
+/// goes back to the pool, with the pool's own check of it: no extra trip).
+pub async fn board(page: Page, visit: Visit) -> Result<Response, AppError> {
+    let (member, data) = visit.sign_in_with(BOARD_SQL, bind_board).await?;
     let page = board_page(
         page,
-        &mut member,
+        &member,
+        data,
         TaskForm::new_task(),
         FieldErrors::default(),
-    )
-    .await?;
+    );
     drop(member);
     // The hottest page: render into a buffer sized for it up front rather
     // than growing (and copying) it a few times per request.

@@ -4,11 +4,16 @@
 //! session record through the store), opens the request's one [`TenantDb`]
 //! transaction and, in a single query, finds the live session and its active
 //! user. The handler gets both, so a page costs one transaction and no
-//! session write. No session, an expired one or an inactive user: 303 to
+//! session write. A page can also read its own data in that same statement
+//! ([`Visit::sign_in_with`] and [`member_sql!`]: the board does), one round
+//! trip for the session and the page. No session, an expired one or an inactive user: 303 to
 //! `/login` (with `?next=` the page asked for).
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{FromRow, Postgres, Row};
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
@@ -38,11 +43,57 @@ impl User {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Found {
-    #[sqlx(flatten)]
+/// The statement that finds the live session (`$1`) and its active user,
+/// as a CTE `me` in front of a page's own SQL: `member_sql!("SELECT * FROM
+/// me")` alone, or with the page's data beside it (the board), so a page
+/// can cost one statement. `$2` is when a session counts as stale.
+///
+/// The store copies the session's owner into `tenantry_sessions.owner_id`,
+/// so the session and its user are found together.
+macro_rules! member_sql {
+    ($page:literal) => {
+        concat!(
+            "WITH me AS (
+               SELECT u.id, u.email, u.display_name, u.role,
+                      s.expiry_date < now() + $2::interval AS stale,
+                      s.data->>'impersonated_by' AS impersonated_by,
+                      (s.data->>'impersonation_id')::bigint AS impersonation_id
+                 FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
+                WHERE s.id = $1 AND s.expiry_date > now() AND u.active
+                  AND coalesce((s.data->>'impersonation_until')::bigint
+                               > extract(epoch FROM now()), true))
+             ",
+            $page
+        )
+    };
+}
+pub(crate) use member_sql;
+
+/// A row of a [`member_sql!`] statement: the member's columns, then the
+/// page's (`P`).
+pub struct WithMember<P> {
     user: User,
     stale: bool,
+    page: P,
+}
+
+impl<'r, P: FromRow<'r, PgRow>> FromRow<'r, PgRow> for WithMember<P> {
+    fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        Ok(WithMember {
+            user: User::from_row(row)?,
+            stale: row.try_get("stale")?,
+            page: P::from_row(row)?,
+        })
+    }
+}
+
+/// No columns of a page's own: [`Member`] by itself.
+struct NoPage;
+
+impl FromRow<'_, PgRow> for NoPage {
+    fn from_row(_: &PgRow) -> Result<Self, sqlx::Error> {
+        Ok(NoPage)
+    }
 }
 
 /// A session is renewed once less than this much of its life is left.
@@ -60,7 +111,19 @@ pub struct Member {
 /// A [`Member`] whose role is `admin`; anyone else gets 403.
 pub struct TenantAdmin(pub Member);
 
-impl<S> FromRequestParts<S> for Member
+/// A request to a tenant's page with a session cookie, its transaction
+/// open, the session not checked yet: [`Visit::sign_in`] (or
+/// [`Visit::sign_in_with`], for a page that reads its data in the same
+/// statement) makes it a [`Member`] or a redirect to `/login`.
+pub struct Visit {
+    db: TenantDb,
+    session_id: Id,
+    session: Session,
+    /// Where "sign in first" sends this request.
+    sign_in: AppError,
+}
+
+impl<S> FromRequestParts<S> for Visit
 where
     TenantPool: FromRef<S>,
     S: Send + Sync,
@@ -71,50 +134,113 @@ where
         let Some(session) = parts.extensions.get::<Session>().cloned() else {
             return Err(AppError::Internal(anyhow::anyhow!("no session layer")));
         };
-        let sign_in = || AppError::SignInRequired(sign_in_location(&parts.method, &parts.uri));
+        let sign_in = AppError::SignInRequired(sign_in_location(&parts.method, &parts.uri));
         let Some(session_id) = session.id() else {
-            return Err(sign_in());
+            return Err(sign_in);
         };
         let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
             return Err(AppError::NotFound);
         };
-        let pool = TenantPool::from_ref(state);
-        let mut db = TenantDb::begin(&pool, tenant).await?;
-        // The store copies the session's owner into `tenantry_sessions.owner_id`, so the
-        // session and its user are found together.
-        let found: Option<Found> = db
-            .query_as(
-                "SELECT u.id, u.email, u.display_name, u.role,
-                    s.expiry_date < now() + $2::interval AS stale,
-                    s.data->>'impersonated_by' AS impersonated_by,
-                    (s.data->>'impersonation_id')::bigint AS impersonation_id
-               FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
-              WHERE s.id = $1 AND s.expiry_date > now() AND u.active
-                AND coalesce((s.data->>'impersonation_until')::bigint
-                             > extract(epoch FROM now()), true)",
-            )
-            .bind(session_id.to_string())
-            .bind(REFRESH_AFTER_REMAINING)
-            .fetch_optional(db.conn())
+        let db = TenantDb::begin(&TenantPool::from_ref(state), tenant).await?;
+        Ok(Visit {
+            db,
+            session_id,
+            session,
+            sign_in,
+        })
+    }
+}
+
+impl Visit {
+    pub async fn sign_in(self) -> Result<Member, AppError> {
+        let (member, NoPage) = self
+            .sign_in_with(member_sql!("SELECT * FROM me"), |q| q)
             .await?;
-        match found {
-            Some(Found { user, stale }) => {
-                // An impersonation ends at its fixed time: never renewed.
-                if stale && user.impersonated_by.is_none() {
-                    // Sliding expiry without a write per request: once the
-                    // session has used up half its life, renew it (the
-                    // session layer saves it and re-sends the cookie).
-                    session.set_expiry(Some(Expiry::OnInactivity(SESSION_LIFETIME)));
-                }
-                Ok(Member {
-                    user,
-                    db,
-                    session_id,
-                    session,
-                })
-            }
-            None => Err(sign_in()),
+        Ok(member)
+    }
+
+    /// Runs `sql`, a [`member_sql!`] statement whose parameters past `$2`
+    /// `bind` adds: the member and the page's columns of its one row.
+    pub async fn sign_in_with<P>(
+        mut self,
+        sql: &'static str,
+        bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
+    ) -> Result<(Member, P), AppError>
+    where
+        P: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let Some(found) = fetch_with_member(&mut self.db, &self.session_id, sql, bind).await?
+        else {
+            return Err(self.sign_in);
+        };
+        // An impersonation ends at its fixed time: never renewed.
+        if found.stale && found.user.impersonated_by.is_none() {
+            // Sliding expiry without a write per request: once the session
+            // has used up half its life, renew it (the session layer saves
+            // it and re-sends the cookie).
+            self.session
+                .set_expiry(Some(Expiry::OnInactivity(SESSION_LIFETIME)));
         }
+        let member = Member {
+            user: found.user,
+            db: self.db,
+            session_id: self.session_id,
+            session: self.session,
+        };
+        Ok((member, found.page))
+    }
+}
+
+/// A [`member_sql!`] query, for [`Visit::sign_in_with`] to bind to.
+pub type MemberQuery<P> = QueryAs<'static, Postgres, WithMember<P>, PgArguments>;
+
+async fn fetch_with_member<P>(
+    db: &mut TenantDb,
+    session_id: &Id,
+    sql: &'static str,
+    bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
+) -> Result<Option<WithMember<P>>, sqlx::Error>
+where
+    P: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let query = db
+        .query_as(sql)
+        .bind(session_id.to_string())
+        .bind(REFRESH_AFTER_REMAINING);
+    bind(query).fetch_optional(db.conn()).await
+}
+
+impl Member {
+    /// Runs `sql`, a [`member_sql!`] statement, again for this member's
+    /// session in its transaction: the page's columns (a page shown again
+    /// after a failed form), or sign-in when the session ended meanwhile.
+    pub async fn page_with<P>(
+        &mut self,
+        sql: &'static str,
+        bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
+    ) -> Result<P, AppError>
+    where
+        P: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        match fetch_with_member(&mut self.db, &self.session_id, sql, bind).await? {
+            Some(found) => Ok(found.page),
+            None => Err(AppError::SignInRequired("/login".into())),
+        }
+    }
+}
+
+impl<S> FromRequestParts<S> for Member
+where
+    TenantPool: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Visit::from_request_parts(parts, state)
+            .await?
+            .sign_in()
+            .await
     }
 }
 

@@ -21,8 +21,9 @@ pub fn status_label(status: &str) -> &'static str {
         .map_or("To do", |(_, l)| l)
 }
 
-/// Someone a task can be assigned to.
-#[derive(Clone, Debug, sqlx::FromRow)]
+/// Someone a task can be assigned to (a row, or an `[id, name]` array of
+/// the board's JSON).
+#[derive(Clone, Debug, sqlx::FromRow, Deserialize)]
 pub struct Person {
     pub id: i64,
     pub display_name: String,

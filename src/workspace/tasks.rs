@@ -10,7 +10,7 @@ use serde::Deserialize;
 use time::Date;
 
 use super::auth::Empty;
-use super::board::board_page;
+use super::board::board_with_form;
 use super::dates::iso_date;
 use super::member::{Member, WorkspaceNav, parse_id};
 use super::task_form::{Person, STATUSES, TaskForm, people, status_label, validate};
@@ -45,7 +45,7 @@ pub async fn create(
             Ok((Flash::success("Task created."), Redirect::to("/")).into_response())
         }
         Err(errors) => {
-            let page = board_page(page.without_flash(), &mut member, form, errors).await?;
+            let page = board_with_form(page.without_flash(), &mut member, form, errors).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
         }
     }
