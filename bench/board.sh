@@ -33,7 +33,7 @@ trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 cargo build --release --quiet --bin tenantry --example seed_tenants --example seed_boards \
-    --example rollout_bench
+    --example rollout_bench --example board_sql
 
 export TENANTRY_DATA_DIR="$work/data" TENANTRY_BIND="127.0.0.1:$port" RUST_LOG=warn
 ./target/release/tenantry serve > "$work/serve.log" 2>&1 &
@@ -123,35 +123,22 @@ if [ -n "${PGBENCH:-}" ]; then
     psql -q "$db_url" -c "CREATE TABLE public.bench_sessions (n int PRIMARY KEY, schema text, sid text)"
     awk '{ split($1, h, "."); s = h[1]; gsub("-", "_", s); printf "%d\tt_%s\t%s\n", NR - 1, s, $2 }' \
         "$work/sessions" | psql -q "$db_url" -c "COPY public.bench_sessions FROM STDIN"
-    cat > "$work/board.sql" <<'SQL'
-\set n random(0, :spread - 1)
-SELECT schema, sid FROM public.bench_sessions WHERE n = :n \gset
-BEGIN;
-SELECT set_config('search_path', :schema, true);
-SELECT u.id, u.email, u.display_name, u.role,
-       s.expiry_date < now() + '7 days'::interval AS stale,
-       s.data->>'impersonated_by' AS impersonated_by,
-       (s.data->>'impersonation_id')::bigint AS impersonation_id
-  FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
- WHERE s.id = :sid AND s.expiry_date > now() AND u.active
-   AND coalesce((s.data->>'impersonation_until')::bigint
-                > extract(epoch FROM now()), true);
-SELECT c.n AS column_count, t.id, t.title, left(t.description, 180) AS excerpt,
-       c.status, t.due_date, u.display_name AS assignee
-  FROM task_counts c
- CROSS JOIN LATERAL (
-       SELECT id, title, description, due_date, assignee_id, created_at
-         FROM tasks WHERE status = c.status
-        ORDER BY created_at DESC, id DESC LIMIT 20) t
-  LEFT JOIN users u ON u.id = t.assignee_id
- ORDER BY t.created_at DESC, t.id DESC;
-SELECT id, display_name FROM users WHERE active OR id = NULL ORDER BY lower(display_name), id;
-COMMIT;
-SQL
+    {
+        echo '\set n random(0, :spread - 1)'
+        echo 'BEGIN;'
+        # The app sends the pin with BEGIN; pgbench cannot send an identifier
+        # as a parameter, so one statement looks the session up and pins.
+        echo "SELECT sid, set_config('search_path', schema, true) AS pinned,"
+        echo "       set_config('plan_cache_mode', 'force_generic_plan', true) AS generic"
+        echo '  FROM public.bench_sessions WHERE n = :n \gset'
+        ./target/release/examples/board_sql
+        echo 'COMMIT;'
+    } > "$work/board.sql"
     for s in $spreads; do
         for mode in prepared extended; do
             echo "== pgbench -M $mode, the board's SQL, spread over $s, -c16 -j2"
-            pgbench -n -M $mode -c16 -j2 -T"${duration%s}" -D spread=$s -f "$work/board.sql" "$db_url" \
+            pgbench -n -M $mode -c16 -j2 -T"${duration%s}" -D spread=$s \
+                -D refresh=7days -D cards=20 -f "$work/board.sql" "$db_url" \
                 2>&1 | grep -E "^tps|latency average"
         done
     done

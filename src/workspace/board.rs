@@ -139,7 +139,7 @@ pub struct BoardPage {
 /// hundred does), assignee names by JOIN, and the people to assign to.
 /// The cards and the people come as JSON arrays, so the whole page is one
 /// row and one round trip.
-const BOARD_SQL: &str = member_sql!(
+pub const BOARD_SQL: &str = member_sql!(
     "SELECT me.*,
             (SELECT coalesce(json_agg(json_build_array(c.n, t.id, t.title,
                                         left(t.description, 180), c.status,

@@ -24,6 +24,7 @@ use crate::state::AppState;
 use crate::tenancy::Site;
 use crate::web::AppError;
 
+pub use board::BOARD_SQL;
 pub use member::{Member, TenantAdmin, User};
 
 /// A suspended tenant's pages answer 403 (rendered as the branded "workspace
