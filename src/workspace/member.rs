@@ -6,8 +6,8 @@
 //! user. The handler gets both, so a page costs one transaction and no
 //! session write. A page can also read its own data in that same statement
 //! ([`Visit::sign_in_with`] and [`member_sql!`]: the board does), one round
-//! trip for the session and the page. No session, an expired one or an inactive user: 303 to
-//! `/login` (with `?next=` the page asked for).
+//! trip for the session and the page. No session, an expired one or an
+//! inactive user: 303 to `/login` (with `?next=` the page asked for).
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
