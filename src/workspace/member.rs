@@ -11,6 +11,7 @@
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
+use axum::http::{Method, Uri};
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::{FromRow, Postgres, Row};
@@ -119,8 +120,10 @@ pub struct Visit {
     db: TenantDb,
     session_id: Id,
     session: Session,
-    /// Where "sign in first" sends this request.
-    sign_in: AppError,
+    /// The request's method and URI, for where "sign in first" sends it
+    /// (worked out only then: the board is the hottest page).
+    method: Method,
+    uri: Uri,
 }
 
 impl<S> FromRequestParts<S> for Visit
@@ -134,9 +137,8 @@ where
         let Some(session) = parts.extensions.get::<Session>().cloned() else {
             return Err(AppError::Internal(anyhow::anyhow!("no session layer")));
         };
-        let sign_in = AppError::SignInRequired(sign_in_location(&parts.method, &parts.uri));
         let Some(session_id) = session.id() else {
-            return Err(sign_in);
+            return Err(sign_in_required(&parts.method, &parts.uri));
         };
         let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
             return Err(AppError::NotFound);
@@ -146,7 +148,8 @@ where
             db,
             session_id,
             session,
-            sign_in,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
         })
     }
 }
@@ -171,7 +174,7 @@ impl Visit {
     {
         let Some(found) = fetch_with_member(&mut self.db, &self.session_id, sql, bind).await?
         else {
-            return Err(self.sign_in);
+            return Err(sign_in_required(&self.method, &self.uri));
         };
         // An impersonation ends at its fixed time: never renewed.
         if found.stale && found.user.impersonated_by.is_none() {
@@ -189,6 +192,10 @@ impl Visit {
         };
         Ok((member, found.page))
     }
+}
+
+fn sign_in_required(method: &Method, uri: &Uri) -> AppError {
+    AppError::SignInRequired(sign_in_location(method, uri))
 }
 
 /// A [`member_sql!`] query, for [`Visit::sign_in_with`] to bind to.
