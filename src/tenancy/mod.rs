@@ -5,6 +5,7 @@
 //! (`migrate`) and its provisioning rows (`provision::Provisioning::conn`).
 
 pub mod affinity;
+pub mod compact;
 pub mod db;
 pub mod export;
 pub mod host;

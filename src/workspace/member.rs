@@ -12,8 +12,10 @@
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
+use serde::Deserialize;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
+use sqlx::types::Json;
 use sqlx::{FromRow, Postgres, Row};
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
@@ -23,7 +25,7 @@ use crate::web::AppError;
 use crate::web::auth::{SESSION_LIFETIME, sign_in_location};
 
 /// A user of the tenant, as pages need them.
-#[derive(Clone, Debug, sqlx::FromRow)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct User {
     pub id: i64,
     pub email: String,
@@ -31,10 +33,8 @@ pub struct User {
     pub role: String,
     /// Set when this session is a super-admin's impersonation of the user
     /// (see `impersonation`): that super-admin's email.
-    #[sqlx(default)]
     pub impersonated_by: Option<String>,
     /// The impersonation's row in `operator_access`, likewise.
-    #[sqlx(default)]
     pub impersonation_id: Option<i64>,
 }
 
@@ -45,15 +45,23 @@ impl User {
 }
 
 /// The statement that finds the live session (`$1`) and its active user,
-/// as a CTE `me` in front of a page's own SQL: `member_sql!("SELECT * FROM
-/// me")` alone, or with the page's data beside it (the board), so a page
-/// can cost one statement. `$2` is when a session counts as stale.
+/// as a CTE `me` in front of a page's own SQL, which selects `to_json(me)
+/// AS me` first: `member_sql!("SELECT to_json(me) AS me FROM me")` alone,
+/// or with the page's data beside it (the board), so a page can cost one
+/// statement. `$2` is when a session counts as stale.
+///
+/// The member comes back as one JSON column, and a page's data best does
+/// too: sqlx keeps every tenant's copy of the statement, and the
+/// description of each column it returns, for as long as the connection
+/// lives (a third of the server's memory at 10,000 busy tenants, measured
+/// in `docs/BENCHMARKS.md`, until the member took one column, not seven).
+/// The text is compacted ([`crate::compact_sql!`]) for the same reason.
 ///
 /// The store copies the session's owner into `tenantry_sessions.owner_id`,
 /// so the session and its user are found together.
 macro_rules! member_sql {
     ($page:literal) => {
-        concat!(
+        $crate::compact_sql!(concat!(
             "WITH me AS (
                SELECT u.id, u.email, u.display_name, u.role,
                       s.expiry_date < now() + $2::interval AS stale,
@@ -65,13 +73,21 @@ macro_rules! member_sql {
                                > extract(epoch FROM now()), true))
              ",
             $page
-        )
+        ))
     };
 }
 pub(crate) use member_sql;
 
-/// A row of a [`member_sql!`] statement: the member's columns, then the
-/// page's (`P`).
+/// The `me` column of a [`member_sql!`] statement.
+#[derive(Deserialize)]
+struct Me {
+    #[serde(flatten)]
+    user: User,
+    stale: bool,
+}
+
+/// A row of a [`member_sql!`] statement: the member, then the page's
+/// columns (`P`).
 pub struct WithMember<P> {
     user: User,
     stale: bool,
@@ -80,9 +96,10 @@ pub struct WithMember<P> {
 
 impl<'r, P: FromRow<'r, PgRow>> FromRow<'r, PgRow> for WithMember<P> {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
+        let Json(Me { user, stale }) = row.try_get("me")?;
         Ok(WithMember {
-            user: User::from_row(row)?,
-            stale: row.try_get("stale")?,
+            user,
+            stale,
             page: P::from_row(row)?,
         })
     }
@@ -157,7 +174,7 @@ where
 impl Visit {
     pub async fn sign_in(self) -> Result<Member, AppError> {
         let (member, NoPage) = self
-            .sign_in_with(member_sql!("SELECT * FROM me"), |q| q)
+            .sign_in_with(member_sql!("SELECT to_json(me) AS me FROM me"), |q| q)
             .await?;
         Ok(member)
     }
