@@ -7,7 +7,9 @@
 //! that indent its lines. [`compact_sql!`] drops them when the crate is
 //! compiled; the line breaks stay, so a `--` comment still ends where it
 //! did. A line break inside a quoted string or identifier would change
-//! its value: such a text does not compile.
+//! its value: such a text does not compile. Only plain `'…'` and `"…"`
+//! quotes are recognised, not `E'…'` escapes or `$$` bodies: this is for
+//! the statements the app writes, not for migration scripts.
 
 /// The length of `sql` without the spaces and tabs that start its lines.
 pub const fn compacted_len(sql: &str) -> usize {

@@ -51,11 +51,11 @@ impl User {
 /// statement. `$2` is when a session counts as stale.
 ///
 /// The member comes back as one JSON column, and a page's data best does
-/// too: sqlx keeps every tenant's copy of the statement, and the
-/// description of each column it returns, for as long as the connection
-/// lives (a third of the server's memory at 10,000 busy tenants, measured
-/// in `docs/BENCHMARKS.md`, until the member took one column, not seven).
-/// The text is compacted ([`crate::compact_sql!`]) for the same reason.
+/// too: sqlx keeps every tenant's copy of the statement, with a description
+/// of each column it returns, for as long as the connection lives. At
+/// 10,000 busy tenants that was most of the server's heap (nine columns
+/// then; `docs/BENCHMARKS.md`, "Per-tenant memory in the server"). The text
+/// is compacted ([`crate::compact_sql!`]) for the same reason.
 ///
 /// The store copies the session's owner into `tenantry_sessions.owner_id`,
 /// so the session and its user are found together.
