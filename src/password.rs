@@ -1,6 +1,7 @@
 //! Password hashing with argon2id, off the async worker threads.
 
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 pub const MIN_LENGTH: usize = 10;
 pub const MAX_LENGTH: usize = 1024;
@@ -41,37 +42,129 @@ async fn run_hashing<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
     use std::sync::atomic::Ordering;
-    static TUNED: std::sync::Once = std::sync::Once::new();
-    TUNED.call_once(return_large_allocations);
     WAITING.fetch_add(1, Ordering::Relaxed);
     let _permit = hashing_permits().acquire().await;
     WAITING.fetch_sub(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(work).await
 }
 
-/// glibc serves a large allocation from a thread's heap once an equal one
-/// was freed (its mmap threshold adapts upwards), and keeps that memory:
-/// measured here, 64 concurrent argon2 verifications at a time added
-/// ~1.2 GB of resident memory per round, without bound. A fixed threshold
-/// puts the 19 MiB argon2 buffers in their own mappings, returned on free.
-fn return_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; it is safe to call at
-    // any time.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+/// The memory of one argon2 computation (19 MiB with the default
+/// parameters), mapped for it and unmapped after it, so that sign-ins keep
+/// no memory (measured before: a heap that kept these buffers grew by
+/// ~1.2 GB per 64 concurrent verifications). It asks for transparent huge
+/// pages: 4 KiB pages cost the kernel ~4,900 faults and ~11 ms per hash
+/// here, a third of the hash (`docs/BENCHMARKS.md`).
+struct Blocks {
+    start: std::ptr::NonNull<Block>,
+    len: usize,
+}
+
+impl Blocks {
+    fn new(len: usize) -> Option<Blocks> {
+        let bytes = len.checked_mul(std::mem::size_of::<Block>())?;
+        // SAFETY: a fresh private anonymous mapping, checked for failure.
+        // Its pages read as zeros, a valid `Block` (plain `u64`s), and it is
+        // page-aligned, more than `Block`'s 64 bytes.
+        let start = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return None;
+        }
+        // SAFETY: advice on the mapping just made; refused advice (no THP
+        // on this kernel) only leaves the default pages.
+        unsafe { libc::madvise(start, bytes, libc::MADV_HUGEPAGE) };
+        Some(Blocks {
+            start: std::ptr::NonNull::new(start.cast())?,
+            len,
+        })
     }
+}
+
+impl AsMut<[Block]> for Blocks {
+    fn as_mut(&mut self) -> &mut [Block] {
+        // SAFETY: `len` initialised blocks (zeros) that only `self` reaches.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, unmapped once.
+        unsafe {
+            libc::munmap(
+                self.start.as_ptr().cast(),
+                self.len * std::mem::size_of::<Block>(),
+            )
+        };
+    }
+}
+
+/// argon2 of `password` and `salt` into `out`, in [`Blocks`] of its own.
+fn compute(
+    argon2: &Argon2,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> anyhow::Result<()> {
+    let blocks = Blocks::new(params.block_count())
+        .ok_or_else(|| anyhow::anyhow!("no memory for a password hash"))?;
+    argon2
+        .hash_password_into_with_memory(password, salt, out, blocks)
+        .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
+}
+
+/// Hashes with argon2id (the crate's default parameters), as a PHC string.
+fn hash_now(password: &[u8]) -> anyhow::Result<String> {
+    let params = Params::default();
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no random salt: {e}"))?;
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    compute(&argon2, &params, password, &salt, &mut out)?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params)?,
+        salt: Some(Salt::new(&salt)?),
+        hash: Some(Output::new(&out)?),
+    };
+    Ok(phc.to_string())
+}
+
+/// Whether `password` matches the PHC string `stored` (any argon2 variant
+/// and parameters it names), compared in constant time.
+fn verify_now(password: &[u8], stored: &str) -> bool {
+    let Ok(phc) = PasswordHash::new(stored) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&phc.salt, &phc.hash) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(phc.algorithm.as_str()),
+        Version::try_from(phc.version.unwrap_or(Version::V0x13.into())),
+        Params::try_from(&phc),
+    ) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    compute(&argon2, &params, password, salt, &mut out).is_ok()
+        && Output::new(&out).is_ok_and(|computed| computed == *expected)
 }
 
 /// Hashes with argon2id (the crate's default algorithm and parameters).
 pub async fn hash(password: String) -> anyhow::Result<String> {
-    run_hashing(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| anyhow::anyhow!("password hashing failed: {e}"))
-    })
-    .await?
+    run_hashing(move || hash_now(password.as_bytes())).await?
 }
 
 /// Verifies against a stored hash. With no stored hash (unknown account) it
@@ -79,10 +172,7 @@ pub async fn hash(password: String) -> anyhow::Result<String> {
 pub async fn verify(password: String, stored: Option<String>) -> bool {
     run_hashing(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let ok = Argon2::default()
-            .verify_password(password.as_bytes(), stored.as_str())
-            .is_ok();
-        ok && stored != DUMMY_HASH
+        verify_now(password.as_bytes(), &stored) && stored != DUMMY_HASH
     })
     .await
     .unwrap_or(false)
@@ -107,6 +197,51 @@ pub fn clean_email(input: &str) -> Result<String, &'static str> {
         Ok(email)
     } else {
         Err("enter a valid email address, such as ada@example.com")
+    }
+}
+
+#[cfg(test)]
+mod compatibility_tests {
+    use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+
+    /// Hashes stored before (made by the argon2 crate itself) still verify,
+    /// and ours verify with the crate: the same PHC strings either way.
+    #[tokio::test]
+    async fn hashes_verify_both_ways_and_wrong_passwords_do_not() {
+        let ours = super::hash("correct-horse-battery".into()).await.unwrap();
+        assert!(
+            ours.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{ours}"
+        );
+        assert!(
+            Argon2::default()
+                .verify_password(b"correct-horse-battery", ours.as_str())
+                .is_ok()
+        );
+        let theirs = Argon2::default()
+            .hash_password(b"correct-horse-battery")
+            .unwrap()
+            .to_string();
+        assert!(super::verify("correct-horse-battery".into(), Some(theirs.clone())).await);
+        assert!(!super::verify("correct-horse-batterx".into(), Some(theirs)).await);
+        assert!(!super::verify("wrong".into(), Some(ours.clone())).await);
+        assert!(!super::verify("correct-horse-battery".into(), None).await);
+        assert!(!super::verify("x".into(), Some("not a hash".into())).await);
+        let other = super::hash("correct-horse-battery".into()).await.unwrap();
+        assert_ne!(ours, other, "each hash has its own salt");
+    }
+
+    /// Other parameters than ours, as a hash from elsewhere may carry.
+    #[tokio::test]
+    async fn a_hash_with_other_parameters_verifies() {
+        let params = argon2::Params::new(8192, 3, 1, Some(24)).unwrap();
+        let argon2 = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let theirs = argon2
+            .hash_password(b"another-password")
+            .unwrap()
+            .to_string();
+        assert!(super::verify("another-password".into(), Some(theirs.clone())).await);
+        assert!(!super::verify("another-passwore".into(), Some(theirs)).await);
     }
 }
 
