@@ -69,7 +69,7 @@ fn return_large_allocations() {
 /// The memory of one argon2 computation (19 MiB with the default
 /// parameters), mapped for it and unmapped after it, so that sign-ins keep
 /// no memory (see [`return_large_allocations`]). It asks for transparent huge
-/// pages: 4 KiB pages cost the kernel ~4,900 faults and ~11 ms per hash
+/// pages: 4 KiB pages cost the kernel ~4,900 faults and ~10 ms per hash
 /// here, a third of the hash (`docs/BENCHMARKS.md`).
 struct Blocks {
     start: std::ptr::NonNull<Block>,
@@ -125,14 +125,8 @@ impl Drop for Blocks {
 }
 
 /// argon2 of `password` and `salt` into `out`, in [`Blocks`] of its own.
-fn compute(
-    argon2: &Argon2,
-    params: &Params,
-    password: &[u8],
-    salt: &[u8],
-    out: &mut [u8],
-) -> anyhow::Result<()> {
-    let blocks = Blocks::new(params.block_count())
+fn compute(argon2: &Argon2, password: &[u8], salt: &[u8], out: &mut [u8]) -> anyhow::Result<()> {
+    let blocks = Blocks::new(argon2.params().block_count())
         .ok_or_else(|| anyhow::anyhow!("no memory for a password hash"))?;
     argon2
         .hash_password_into_with_memory(password, salt, out, blocks)
@@ -141,16 +135,15 @@ fn compute(
 
 /// Hashes with argon2id (the crate's default parameters), as a PHC string.
 fn hash_now(password: &[u8]) -> anyhow::Result<String> {
-    let params = Params::default();
     let mut salt = [0u8; 16];
     getrandom::fill(&mut salt).map_err(|e| anyhow::anyhow!("no random salt: {e}"))?;
     let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
-    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
-    compute(&argon2, &params, password, &salt, &mut out)?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::default());
+    compute(&argon2, password, &salt, &mut out)?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
-        params: ParamsString::try_from(&params)?,
+        params: ParamsString::try_from(argon2.params())?,
         salt: Some(Salt::new(&salt)?),
         hash: Some(Output::new(&out)?),
     };
@@ -174,8 +167,8 @@ fn verify_now(password: &[u8], stored: &str) -> bool {
         return false;
     };
     let mut out = vec![0u8; expected.len()];
-    let argon2 = Argon2::new(algorithm, version, params.clone());
-    compute(&argon2, &params, password, salt, &mut out).is_ok()
+    let argon2 = Argon2::new(algorithm, version, params);
+    compute(&argon2, password, salt, &mut out).is_ok()
         && Output::new(&out).is_ok_and(|computed| computed == *expected)
 }
 
