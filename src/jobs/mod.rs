@@ -1,8 +1,8 @@
 //! Background jobs: work that runs on a timer beside the web server, in one
 //! place, each logged by name and stopped on shutdown: session sweep,
 //! deletion finisher, throttle cleanup, spare tenant schemas
-//! (`crate::tenancy::spares`), and the usage flush and refresh
-//! (`crate::usage::collect`).
+//! (`crate::tenancy::spares`), the usage flush and refresh
+//! (`crate::usage::collect`) and the metrics upkeep (`crate::metrics`).
 //!
 //! A job is a function run every period that returns a one-line summary of
 //! what it did (empty when nothing); failures are logged and the job runs
@@ -96,6 +96,10 @@ pub fn serve_jobs(
     spares: usize,
 ) -> Jobs {
     let mut jobs = Jobs::default();
+    jobs.every("metrics-upkeep", crate::metrics::UPKEEP_PERIOD, || async {
+        crate::metrics::upkeep();
+        Ok(String::new())
+    });
     {
         // Often, so that a burst of sign-ups that took them all finds new
         // ones soon; when they are all there a run is one short transaction
