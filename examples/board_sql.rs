@@ -7,7 +7,6 @@
 fn main() {
     let sql = tenantry::workspace::BOARD_SQL
         .replace("$1", ":sid")
-        .replace("$2", ":refresh")
-        .replace("$3", ":cards");
+        .replace("$2", ":cards");
     println!("{sql};");
 }

@@ -6,7 +6,6 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query};
 use axum::response::{Html, IntoResponse, Response};
 use serde::{Deserialize, Deserializer};
-use sqlx::types::Json;
 use time::Date;
 
 use super::dates::{iso_date, parse_date, short_label};
@@ -137,35 +136,31 @@ pub struct BoardPage {
 /// each column's count from `task_counts` and its newest cards from the
 /// index in the board's order (a board of 50,000 tasks reads what one of a
 /// hundred does), assignee names by JOIN, and the people to assign to.
-/// The cards and the people come as one JSON value, so the whole page is
-/// one row of two columns (see [`member_sql!`] on why few) and one round
-/// trip.
+/// The cards and the people come as one JSON value beside the member, so
+/// the whole page is one row of one column (see [`member_sql!`] on why)
+/// and one round trip.
 pub const BOARD_SQL: &str = member_sql!(
-    "SELECT to_json(me) AS me,
-            json_build_array(
-              (SELECT coalesce(json_agg(json_build_array(c.n, t.id, t.title,
-                                          left(t.description, 180), c.status,
-                                          t.due_date, u.display_name)
-                                        ORDER BY t.created_at DESC, t.id DESC), '[]')
+    "SELECT json_build_array(me, json_build_array(
+              (SELECT json_agg(json_build_array(c.n, t.id, t.title,
+                                 left(t.description, 180), c.status,
+                                 t.due_date, u.display_name)
+                               ORDER BY t.created_at DESC, t.id DESC)
                  FROM task_counts c
                 CROSS JOIN LATERAL (
-                      SELECT id, title, description, due_date, assignee_id, created_at
-                        FROM tasks
+                      SELECT * FROM tasks
                        WHERE status = c.status
                        ORDER BY created_at DESC, id DESC
-                       LIMIT $3) t
+                       LIMIT $2) t
                  LEFT JOIN users u ON u.id = t.assignee_id),
-              (SELECT coalesce(json_agg(json_build_array(id, display_name)
-                                        ORDER BY lower(display_name), id), '[]')
-                 FROM users WHERE active)) AS board
+              (SELECT json_agg(json_build_array(id, display_name)
+                               ORDER BY lower(display_name), id)
+                 FROM users WHERE active)))
        FROM me"
 );
 
-/// The page's part of the row: the cards, and the people to assign to.
-#[derive(sqlx::FromRow)]
-struct BoardData {
-    board: Json<(Vec<CardRow>, Vec<Person>)>,
-}
+/// The page's part of the board's value: the cards, and the people to
+/// assign to (each `null` when there are none).
+type BoardData = (Option<Vec<CardRow>>, Option<Vec<Person>>);
 
 fn bind_board(query: MemberQuery<BoardData>) -> MemberQuery<BoardData> {
     query.bind(CARDS_PER_COLUMN as i64)
@@ -178,9 +173,7 @@ fn board_page(
         flash,
     }: Page,
     member: &Member,
-    BoardData {
-        board: Json((rows, people)),
-    }: BoardData,
+    (rows, people): BoardData,
     form: TaskForm,
     errors: FieldErrors,
 ) -> BoardPage {
@@ -194,7 +187,7 @@ fn board_page(
             cards: Vec::new(),
         })
         .collect();
-    for row in rows {
+    for row in rows.unwrap_or_default() {
         let Some(column) = columns.iter_mut().find(|c| c.status == row.status) else {
             continue;
         };
@@ -208,7 +201,7 @@ fn board_page(
         csrf: csrf.0,
         total: columns.iter().map(|c| c.count).sum(),
         columns,
-        people,
+        people: people.unwrap_or_default(),
         form,
         errors,
         statuses: STATUSES,

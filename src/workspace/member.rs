@@ -13,6 +13,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Method, Uri};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query::QueryAs;
 use sqlx::types::Json;
@@ -45,17 +46,22 @@ impl User {
 }
 
 /// The statement that finds the live session (`$1`) and its active user,
-/// as a CTE `me` in front of a page's own SQL, which selects `to_json(me)
-/// AS me` first: `member_sql!("SELECT to_json(me) AS me FROM me")` alone,
-/// or with the page's data beside it (the board), so a page can cost one
-/// statement. `$2` is when a session counts as stale.
+/// as a CTE `me` in front of a page's own SQL, which selects one JSON
+/// value, `json_build_array(me, <the page's data>)`:
+/// `member_sql!("SELECT json_build_array(me, null) FROM me")` alone, or with
+/// the page's data beside the member (the board), so a page can cost one
+/// statement. The page's own parameters start at `$2`.
 ///
-/// The member comes back as one JSON column, and a page's data best does
-/// too: sqlx keeps every tenant's copy of the statement, with a description
-/// of each column it returns, for as long as the connection lives. At
-/// 10,000 busy tenants that was most of the server's heap (nine columns
-/// then; `docs/BENCHMARKS.md`, "Per-tenant memory in the server"). The text
-/// is compacted ([`crate::compact_sql!`]) for the same reason.
+/// One column, few parameters and a compact text ([`crate::compact_sql!`]):
+/// sqlx keeps every tenant's copy of the statement, its text and a
+/// description of each column and parameter, for as long as the
+/// connection lives. At 10,000 busy tenants that was most of the server's
+/// heap (nine columns then; `docs/BENCHMARKS.md`, "Per-tenant memory in
+/// the server").
+///
+/// A session counts as stale, and is renewed, once it has used up half its
+/// life ([`SESSION_LIFETIME`]): the interval is written into the text (a
+/// test holds the two together) rather than sent with every request.
 ///
 /// The store copies the session's owner into `tenantry_sessions.owner_id`,
 /// so the session and its user are found together.
@@ -64,9 +70,9 @@ macro_rules! member_sql {
         $crate::compact_sql!(concat!(
             "WITH me AS (
                SELECT u.id, u.email, u.display_name, u.role,
-                      s.expiry_date < now() + $2::interval AS stale,
-                      s.data->>'impersonated_by' AS impersonated_by,
-                      (s.data->>'impersonation_id')::bigint AS impersonation_id
+                      s.expiry_date < now() + interval '7 days' AS stale,
+                      s.data->'impersonated_by' AS impersonated_by,
+                      s.data->'impersonation_id' AS impersonation_id
                  FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
                 WHERE s.id = $1 AND s.expiry_date > now() AND u.active
                   AND coalesce((s.data->>'impersonation_until')::bigint
@@ -78,7 +84,7 @@ macro_rules! member_sql {
 }
 pub(crate) use member_sql;
 
-/// The `me` column of a [`member_sql!`] statement.
+/// The member, the first element of a [`member_sql!`] statement's value.
 #[derive(Deserialize)]
 struct Me {
     #[serde(flatten)]
@@ -86,36 +92,20 @@ struct Me {
     stale: bool,
 }
 
-/// A row of a [`member_sql!`] statement: the member, then the page's
-/// columns (`P`).
+/// The row of a [`member_sql!`] statement: the member, and the page's data
+/// (`P`, deserialized from the value's second element).
 pub struct WithMember<P> {
     user: User,
     stale: bool,
     page: P,
 }
 
-impl<'r, P: FromRow<'r, PgRow>> FromRow<'r, PgRow> for WithMember<P> {
+impl<'r, P: DeserializeOwned> FromRow<'r, PgRow> for WithMember<P> {
     fn from_row(row: &'r PgRow) -> Result<Self, sqlx::Error> {
-        let Json(Me { user, stale }) = row.try_get("me")?;
-        Ok(WithMember {
-            user,
-            stale,
-            page: P::from_row(row)?,
-        })
+        let Json((Me { user, stale }, page)) = row.try_get(0)?;
+        Ok(WithMember { user, stale, page })
     }
 }
-
-/// No columns of a page's own: [`Member`] by itself.
-struct NoPage;
-
-impl FromRow<'_, PgRow> for NoPage {
-    fn from_row(_: &PgRow) -> Result<Self, sqlx::Error> {
-        Ok(NoPage)
-    }
-}
-
-/// A session is renewed once less than this much of its life is left.
-const REFRESH_AFTER_REMAINING: time::Duration = time::Duration::days(7);
 
 /// The signed-in, active user and the request's transaction.
 pub struct Member {
@@ -173,21 +163,24 @@ where
 
 impl Visit {
     pub async fn sign_in(self) -> Result<Member, AppError> {
-        let (member, NoPage) = self
-            .sign_in_with(member_sql!("SELECT to_json(me) AS me FROM me"), |q| q)
+        let (member, ()) = self
+            .sign_in_with(
+                member_sql!("SELECT json_build_array(me, null) FROM me"),
+                |q| q,
+            )
             .await?;
         Ok(member)
     }
 
-    /// Runs `sql`, a [`member_sql!`] statement whose parameters past `$2`
-    /// `bind` adds: the member and the page's columns of its one row.
+    /// Runs `sql`, a [`member_sql!`] statement whose parameters past `$1`
+    /// `bind` adds: the member and the page's data.
     pub async fn sign_in_with<P>(
         mut self,
         sql: &'static str,
         bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
     ) -> Result<(Member, P), AppError>
     where
-        P: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+        P: DeserializeOwned + Send + Unpin,
     {
         let Some(found) = fetch_with_member(&mut self.db, &self.session_id, sql, bind).await?
         else {
@@ -225,18 +218,15 @@ async fn fetch_with_member<P>(
     bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
 ) -> Result<Option<WithMember<P>>, sqlx::Error>
 where
-    P: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    P: DeserializeOwned + Send + Unpin,
 {
-    let query = db
-        .query_as(sql)
-        .bind(session_id.to_string())
-        .bind(REFRESH_AFTER_REMAINING);
+    let query = db.query_as(sql).bind(session_id.to_string());
     bind(query).fetch_optional(db.conn()).await
 }
 
 impl Member {
     /// Runs `sql`, a [`member_sql!`] statement, again for this member's
-    /// session in its transaction: the page's columns (a page shown again
+    /// session in its transaction: the page's data (a page shown again
     /// after a failed form), or sign-in when the session ended meanwhile.
     pub async fn page_with<P>(
         &mut self,
@@ -244,7 +234,7 @@ impl Member {
         bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
     ) -> Result<P, AppError>
     where
-        P: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+        P: DeserializeOwned + Send + Unpin,
     {
         match fetch_with_member(&mut self.db, &self.session_id, sql, bind).await? {
             Some(found) => Ok(found.page),
@@ -314,4 +304,17 @@ pub fn parse_id(raw: &str) -> Result<i64, AppError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or(AppError::NotFound)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::web::auth::SESSION_LIFETIME;
+
+    #[test]
+    fn a_session_is_stale_once_half_its_life_is_used() {
+        let sql = member_sql!("SELECT json_build_array(me, null) FROM me");
+        let half = SESSION_LIFETIME.whole_days() / 2;
+        let stale = format!("s.expiry_date < now() + interval '{half} days' AS stale");
+        assert!(sql.contains(&stale), "{sql}");
+    }
 }
