@@ -140,7 +140,7 @@ if [ -n "${PGBENCH:-}" ]; then
         for mode in prepared extended; do
             echo "== pgbench -M $mode, the board's SQL, spread over $s, -c16 -j2"
             pgbench -n -M $mode -c16 -j2 -T"${duration%s}" -D spread=$s \
-                -D cards=20 -f "$work/board.sql" "$db_url" \
+                -f "$work/board.sql" "$db_url" \
                 2>&1 | grep -E "^tps|latency average"
         done
     done

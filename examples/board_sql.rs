@@ -5,8 +5,6 @@
 //!     cargo run --release --example board_sql
 
 fn main() {
-    let sql = tenantry::workspace::BOARD_SQL
-        .replace("$1", ":sid")
-        .replace("$2", ":cards");
+    let sql = tenantry::workspace::BOARD_SQL.replace("$1", ":sid");
     println!("{sql};");
 }

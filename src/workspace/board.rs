@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use time::Date;
 
 use super::dates::{iso_date, parse_date, short_label};
-use super::member::{Member, MemberQuery, Visit, WorkspaceNav, member_sql, parse_id};
+use super::member::{Member, Visit, WorkspaceNav, member_sql, parse_id};
 use super::task_form::{Person, STATUSES, TaskForm};
 use crate::web::{AppError, Chrome, FieldErrors, IncomingFlash, Page};
 
@@ -109,11 +109,6 @@ pub struct Column {
     pub cards: Vec<Card>,
 }
 
-/// The newest this many cards of each column are shown (the column's own
-/// page, `/columns/{status}`, has them all), so a board with years of
-/// finished work costs what a fresh one does.
-pub const CARDS_PER_COLUMN: usize = 20;
-
 /// Cards per page of a column's own page.
 const COLUMN_PAGE: usize = 50;
 
@@ -133,9 +128,10 @@ pub struct BoardPage {
 }
 
 /// The board's data, read in one statement with the member's session:
-/// each column's count from `task_counts` and its newest cards from the
-/// index in the board's order (a board of 50,000 tasks reads what one of a
-/// hundred does), assignee names by JOIN, and the people to assign to.
+/// each column's count from `task_counts` and its newest 20 cards from the
+/// index in the board's order (the column's own page, `/columns/{status}`,
+/// has them all; a board of 50,000 tasks reads what one of a hundred
+/// does), assignee names by JOIN, and the people to assign to.
 /// The cards and the people come as one JSON value beside the member, so
 /// the whole page is one row of one column (see [`member_sql!`] on why)
 /// and one round trip.
@@ -150,7 +146,7 @@ pub const BOARD_SQL: &str = member_sql!(
                       SELECT * FROM tasks
                        WHERE status = c.status
                        ORDER BY created_at DESC, id DESC
-                       LIMIT $2) t
+                       LIMIT 20) t
                  LEFT JOIN users u ON u.id = t.assignee_id),
               (SELECT json_agg(json_build_array(id, display_name)
                                ORDER BY lower(display_name), id)
@@ -161,10 +157,6 @@ pub const BOARD_SQL: &str = member_sql!(
 /// The page's part of the board's value: the cards, and the people to
 /// assign to (each `null` when there are none).
 type BoardData = (Option<Vec<CardRow>>, Option<Vec<Person>>);
-
-fn bind_board(query: MemberQuery<BoardData>) -> MemberQuery<BoardData> {
-    query.bind(CARDS_PER_COLUMN as i64)
-}
 
 fn board_page(
     Page {
@@ -216,7 +208,7 @@ pub async fn board_with_form(
     form: TaskForm,
     errors: FieldErrors,
 ) -> Result<BoardPage, AppError> {
-    let data = member.page_with(BOARD_SQL, bind_board).await?;
+    let data = member.page_with(BOARD_SQL, |q| q).await?;
     Ok(board_page(page, member, data, form, errors))
 }
 
@@ -308,7 +300,7 @@ pub async fn column(
 /// so the transaction is simply dropped (rolled back when the connection
 /// goes back to the pool, with the pool's own check of it: no extra trip).
 pub async fn board(page: Page, visit: Visit) -> Result<Response, AppError> {
-    let (member, data) = visit.sign_in_with(BOARD_SQL, bind_board).await?;
+    let (member, data) = visit.sign_in_with(BOARD_SQL, |q| q).await?;
     let page = board_page(
         page,
         &member,
