@@ -1,6 +1,7 @@
 //! Tenantry: a multitenant web application with one PostgreSQL schema per
 //! tenant. See `ARCHITECTURE.md` in the shared docs for the design.
 
+pub mod allocator;
 pub mod app;
 pub mod branding;
 pub mod cli;

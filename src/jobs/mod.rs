@@ -2,7 +2,8 @@
 //! place, each logged by name and stopped on shutdown: session sweep,
 //! deletion finisher, throttle cleanup, spare tenant schemas
 //! (`crate::tenancy::spares`), the usage flush and refresh
-//! (`crate::usage::collect`) and the metrics upkeep (`crate::metrics`).
+//! (`crate::usage::collect`), the metrics upkeep (`crate::metrics`) and
+//! the allocator's trim (`crate::allocator`).
 //!
 //! A job is a function run every period that returns a one-line summary of
 //! what it did (empty when nothing); failures are logged and the job runs
@@ -98,6 +99,10 @@ pub fn serve_jobs(
     let mut jobs = Jobs::default();
     jobs.every("metrics-upkeep", crate::metrics::UPKEEP_PERIOD, || async {
         crate::metrics::upkeep();
+        Ok(String::new())
+    });
+    jobs.every("memory-trim", crate::allocator::TRIM_PERIOD, || async {
+        crate::allocator::trim();
         Ok(String::new())
     });
     {
