@@ -208,7 +208,7 @@ pub async fn board_with_form(
     form: TaskForm,
     errors: FieldErrors,
 ) -> Result<BoardPage, AppError> {
-    let data = member.page_with(BOARD_SQL, |q| q).await?;
+    let data = member.page_with(BOARD_SQL).await?;
     Ok(board_page(page, member, data, form, errors))
 }
 
@@ -300,7 +300,7 @@ pub async fn column(
 /// so the transaction is simply dropped (rolled back when the connection
 /// goes back to the pool, with the pool's own check of it: no extra trip).
 pub async fn board(page: Page, visit: Visit) -> Result<Response, AppError> {
-    let (member, data) = visit.sign_in_with(BOARD_SQL, |q| q).await?;
+    let (member, data) = visit.sign_in_with(BOARD_SQL).await?;
     let page = board_page(
         page,
         &member,

@@ -14,10 +14,9 @@ use axum::http::request::Parts;
 use axum::http::{Method, Uri};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
-use sqlx::postgres::{PgArguments, PgRow};
-use sqlx::query::QueryAs;
+use sqlx::postgres::PgRow;
 use sqlx::types::Json;
-use sqlx::{FromRow, Postgres, Row};
+use sqlx::{FromRow, Row};
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
@@ -50,7 +49,7 @@ impl User {
 /// value, `json_build_array(me, <the page's data>)`:
 /// `member_sql!("SELECT json_build_array(me, null) FROM me")` alone, or with
 /// the page's data beside the member (the board), so a page can cost one
-/// statement. The page's own parameters start at `$2`.
+/// statement. It takes no parameter beyond the session's.
 ///
 /// One column, few parameters and a compact text ([`crate::compact_sql!`]):
 /// sqlx keeps every tenant's copy of the statement, its text and a
@@ -164,26 +163,18 @@ where
 impl Visit {
     pub async fn sign_in(self) -> Result<Member, AppError> {
         let (member, ()) = self
-            .sign_in_with(
-                member_sql!("SELECT json_build_array(me, null) FROM me"),
-                |q| q,
-            )
+            .sign_in_with(member_sql!("SELECT json_build_array(me, null) FROM me"))
             .await?;
         Ok(member)
     }
 
-    /// Runs `sql`, a [`member_sql!`] statement whose parameters past `$1`
-    /// `bind` adds: the member and the page's data.
-    pub async fn sign_in_with<P>(
-        mut self,
-        sql: &'static str,
-        bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
-    ) -> Result<(Member, P), AppError>
+    /// Runs `sql`, a [`member_sql!`] statement: the member and the page's
+    /// data.
+    pub async fn sign_in_with<P>(mut self, sql: &'static str) -> Result<(Member, P), AppError>
     where
         P: DeserializeOwned + Send + Unpin,
     {
-        let Some(found) = fetch_with_member(&mut self.db, &self.session_id, sql, bind).await?
-        else {
+        let Some(found) = fetch_with_member(&mut self.db, &self.session_id, sql).await? else {
             return Err(sign_in_required(&self.method, &self.uri));
         };
         // An impersonation ends at its fixed time: never renewed.
@@ -208,35 +199,29 @@ fn sign_in_required(method: &Method, uri: &Uri) -> AppError {
     AppError::SignInRequired(sign_in_location(method, uri))
 }
 
-/// A [`member_sql!`] query, for [`Visit::sign_in_with`] to bind to.
-pub type MemberQuery<P> = QueryAs<'static, Postgres, WithMember<P>, PgArguments>;
-
 async fn fetch_with_member<P>(
     db: &mut TenantDb,
     session_id: &Id,
     sql: &'static str,
-    bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
 ) -> Result<Option<WithMember<P>>, sqlx::Error>
 where
     P: DeserializeOwned + Send + Unpin,
 {
-    let query = db.query_as(sql).bind(session_id.to_string());
-    bind(query).fetch_optional(db.conn()).await
+    db.query_as(sql)
+        .bind(session_id.to_string())
+        .fetch_optional(db.conn())
+        .await
 }
 
 impl Member {
     /// Runs `sql`, a [`member_sql!`] statement, again for this member's
     /// session in its transaction: the page's data (a page shown again
     /// after a failed form), or sign-in when the session ended meanwhile.
-    pub async fn page_with<P>(
-        &mut self,
-        sql: &'static str,
-        bind: impl FnOnce(MemberQuery<P>) -> MemberQuery<P>,
-    ) -> Result<P, AppError>
+    pub async fn page_with<P>(&mut self, sql: &'static str) -> Result<P, AppError>
     where
         P: DeserializeOwned + Send + Unpin,
     {
-        match fetch_with_member(&mut self.db, &self.session_id, sql, bind).await? {
+        match fetch_with_member(&mut self.db, &self.session_id, sql).await? {
             Some(found) => Ok(found.page),
             None => Err(AppError::SignInRequired("/login".into())),
         }
