@@ -36,19 +36,21 @@ mod tests {
     fn freed_memory_in_the_middle_of_the_heap_goes_back() {
         // 64 KiB blocks (below the mmap threshold), every other one freed:
         // 16 MiB of holes between live blocks, which free() alone keeps.
-        let mut blocks: Vec<Vec<u8>> = (0..512).map(|_| vec![1u8; 64 * 1024]).collect();
-        let live: Vec<Vec<u8>> = blocks
-            .drain(..)
-            .enumerate()
-            .filter_map(|(i, b)| (i % 2 == 0).then_some(b))
-            .collect();
-        let before = rss();
-        super::trim();
-        let after = rss();
-        assert!(
-            before.saturating_sub(after) > 8 << 20,
-            "RSS {before} before the trim, {after} after"
-        );
-        drop(live);
+        // RSS is the whole process's, and other tests map and unmap
+        // memory meanwhile: three tries, one of which must show the drop.
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            let blocks: Vec<Vec<u8>> = (0..512).map(|_| vec![1u8; 64 * 1024]).collect();
+            let live: Vec<Vec<u8>> = blocks.into_iter().step_by(2).collect();
+            let before = rss();
+            super::trim();
+            let after = rss();
+            drop(live);
+            if before.saturating_sub(after) > 8 << 20 {
+                return;
+            }
+            seen.push((before, after));
+        }
+        panic!("RSS before and after each trim: {seen:?}");
     }
 }
