@@ -1,20 +1,7 @@
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-/// Two malloc arenas are plenty for a two-worker runtime and keep the
-/// server's memory small (glibc makes up to eight per core otherwise). Large
-/// blocks such as argon2's are handled in `password.rs`.
-fn tune_allocator() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any
-    // other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    tune_allocator();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -42,33 +42,17 @@ async fn run_hashing<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, tokio::task::JoinError> {
     use std::sync::atomic::Ordering;
-    static TUNED: std::sync::Once = std::sync::Once::new();
-    TUNED.call_once(return_large_allocations);
     WAITING.fetch_add(1, Ordering::Relaxed);
     let _permit = hashing_permits().acquire().await;
     WAITING.fetch_sub(1, Ordering::Relaxed);
     tokio::task::spawn_blocking(work).await
 }
 
-/// glibc serves a large allocation from a thread's heap once an equal one
-/// was freed (its mmap threshold adapts upwards), and keeps that memory:
-/// measured here, when argon2's 19 MiB buffers came from malloc, 64
-/// concurrent verifications at a time added ~1.2 GB of resident memory per
-/// round, without bound. They are mapped by [`Blocks`] now; the fixed
-/// threshold still keeps other large, short-lived buffers (a usage flush's
-/// batch, an export) from pinning memory the same way.
-fn return_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tuning; it is safe to call at
-    // any time.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
-    }
-}
-
 /// The memory of one argon2 computation (19 MiB with the default
 /// parameters), mapped for it and unmapped after it, so that sign-ins keep
-/// no memory (see [`return_large_allocations`]). It asks for transparent huge
+/// no memory: when these buffers came from malloc (glibc's, then), 64
+/// concurrent verifications added ~1.2 GB of resident memory a round,
+/// without bound. It asks for transparent huge
 /// pages: 4 KiB pages cost the kernel ~4,900 faults and ~10 ms per hash
 /// here, a third of the hash (`docs/BENCHMARKS.md`).
 struct Blocks {
