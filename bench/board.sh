@@ -114,7 +114,7 @@ fi
 echo "server RSS: $(( $(ps -o rss= -p "$server") / 1024 )) MiB"
 # A backend's own memory (its caches and plans), without the shared buffers it maps.
 echo "PostgreSQL backends, private memory (MiB): $(for p in $(pg_pids); do
-    awk '/^Anonymous:/ { printf "%d ", $2 / 1024 }' /proc/$p/smaps_rollup; done)"
+    awk '/^Anonymous:/ { printf "%d ", $2 / 1024 }' /proc/$p/smaps_rollup 2>/dev/null; done)"
 
 # The limit of the page's own SQL: pgbench sending the statements the board
 # sends (same texts and parameters; the schema pinned per transaction), with
