@@ -140,3 +140,36 @@ async fn a_connection_is_replaced_once_it_has_served_its_share_of_tenants() {
         assert_eq!(pid, second);
     }
 }
+
+/// A tenant's statements are planned once, generically, on their first run
+/// (`tenancy::db::begin_sql`): PostgreSQL's default plans each of a prepared
+/// statement's first five runs afresh, and with thousands of busy tenants
+/// most of a statement's runs on a connection are among its first five.
+#[tokio::test]
+async fn a_tenant_statement_is_planned_once_for_all_its_runs() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 1).await;
+    let pool = TenantPool::beside(&db.pool_of(1), 1);
+    let tenant = registry.by_slug("ten-0").unwrap();
+    for _ in 0..3 {
+        let mut tx = TenantDb::begin(&pool, tenant.clone()).await.unwrap();
+        let found: i64 = tx
+            .query_scalar("SELECT count(*) FROM tasks WHERE title = $1")
+            .bind("none")
+            .fetch_one(tx.conn())
+            .await
+            .unwrap();
+        assert_eq!(found, 0);
+        tx.commit().await.unwrap();
+    }
+    let mut tx = TenantDb::begin(&pool, tenant).await.unwrap();
+    let plans: (i64, i64) = tx
+        .query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+              WHERE statement LIKE '%SELECT count(*) FROM tasks WHERE title = $1'",
+        )
+        .fetch_one(tx.conn())
+        .await
+        .unwrap();
+    assert_eq!(plans, (3, 0), "(generic, custom) plans of three runs");
+}
