@@ -5,9 +5,8 @@
 //! `free`, and more the longer it ran: after boards over 10,000 tenants the
 //! same one-tenant board cost 0.18–0.20 ms of server CPU instead of 0.17
 //! (likely its free lists, fragmented among the statements each connection
-//! keeps).
-//! With jemalloc it is 0.13–0.16 ms at any spread, for the same resident
-//! memory (`docs/BENCHMARKS.md`, "The allocator").
+//! keeps). With jemalloc it is 0.13–0.16 ms at any spread, for the same
+//! resident memory (`docs/BENCHMARKS.md`, "The allocator").
 //!
 //! [`CONFIG`]: two arenas are plenty for a two-worker runtime (jemalloc makes
 //! four per core otherwise, each holding memory of its own), and freed pages

@@ -52,9 +52,9 @@ async fn run_hashing<T: Send + 'static>(
 /// parameters), mapped for it and unmapped after it, so that sign-ins keep
 /// no memory: when these buffers came from malloc (glibc's, then), 64
 /// concurrent verifications added ~1.2 GB of resident memory a round,
-/// without bound. It asks for transparent huge
-/// pages: 4 KiB pages cost the kernel ~4,900 faults and ~10 ms per hash
-/// here, a third of the hash (`docs/BENCHMARKS.md`).
+/// without bound. It asks for transparent huge pages: 4 KiB pages cost the
+/// kernel ~4,900 faults and ~10 ms per hash here, a third of the hash
+/// (`docs/BENCHMARKS.md`).
 struct Blocks {
     start: std::ptr::NonNull<Block>,
     len: usize,
