@@ -45,6 +45,7 @@ impl Database {
 
     async fn connect(config: &DbConfig, pool_size: u32, direct: bool) -> Result<Database> {
         crate::tenancy::db::use_prepared_statements(config.db_prepared_statements);
+        crate::tenancy::db::connect_directly(direct || config.database_listen_url.is_none());
         let (url, cluster) = match &config.database_url {
             Some(url) => (url.clone(), None),
             None if config.managed_citus => {

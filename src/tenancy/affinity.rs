@@ -22,20 +22,38 @@
 //! [`TENANTS_PER_BACKEND`] the connection is closed when it is next released
 //! (its successor starts empty). With enough slots for the busy tenants
 //! (`TENANTRY_DB_POOL_SIZE`) that never happens, and each backend stays warm.
+//!
+//! A tenant's work on its connection is a pinned transaction
+//! ([`TenantPool::begin`]) or one read-only statement that names the
+//! tenant's schema itself, run on its own ([`TenantPool::fetch_optional`]).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::{AssertSqlSafe, Postgres, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
+use sqlx::query::QueryAs;
+use sqlx::{AssertSqlSafe, Executor, FromRow, Postgres, SqlSafeStr, Transaction};
 
-use super::db::{begin_on_live_connection, begin_sql, is_dead_connection};
+use super::db::{
+    begin_sql, connected_directly, in_schema, is_dead_connection, prepared_statements,
+};
 use super::tenant::Tenant;
 
 /// Counters of requests in flight, by a hash of the tenant (a collision
 /// only widens two tenants' share a little).
 const LOAD_BUCKETS: usize = 4096;
+
+/// For the whole life of a tenant connection, what [`begin_sql`] sets for
+/// each transaction (see there why): a read on its own
+/// ([`TenantPool::fetch_optional`]) has no transaction to set it in. Only on
+/// a direct connection; behind a transaction pooler such a read gets
+/// PostgreSQL's default (its first five runs planned each).
+const GENERIC_PLANS: &str = "SET plan_cache_mode TO force_generic_plan";
+
+/// A statement for [`TenantPool::fetch_optional`] to add its parameters to.
+pub type Read<T> = QueryAs<'static, Postgres, T, PgArguments>;
 
 /// The most tenants one backend serves before it is replaced. A backend
 /// keeps ~200 KiB per tenant it has served (catalogue entries, and the plans
@@ -121,9 +139,14 @@ impl TenantPool {
                 let (fresh, release) = (served.clone(), served.clone());
                 let pool = options
                     .clone()
-                    .after_connect(move |_, _| {
+                    .after_connect(move |conn, _| {
                         fresh.forget();
-                        Box::pin(async { Ok(()) })
+                        Box::pin(async move {
+                            if connected_directly() && prepared_statements() {
+                                conn.execute(GENERIC_PLANS).await?;
+                            }
+                            Ok(())
+                        })
                     })
                     .after_release(move |_, _| {
                         let keep = !release.outgrown();
@@ -152,8 +175,61 @@ impl TenantPool {
         &self,
         tenant: &Tenant,
     ) -> Result<(Transaction<'static, Postgres>, InFlight), sqlx::Error> {
-        let slots = &self.inner.slots;
-        let n = slots.len();
+        let sql = begin_sql(&tenant.schema);
+        self.on_tenant_connection(tenant, |conn| {
+            Transaction::begin(conn, Some(AssertSqlSafe(sql.clone()).into_sql_str()))
+        })
+        .await
+    }
+
+    /// Runs `sql`, one read-only statement that names `tenant`'s schema
+    /// wherever it names a table (`{schema}.tasks`, see [`in_schema`]), on
+    /// one of the tenant's connections as a transaction of its own: no
+    /// `BEGIN` with the pin, and no `ROLLBACK`, each a round trip. Its row,
+    /// if there is one. `bind` adds the parameters.
+    ///
+    /// With unnamed statements (an older PgBouncer in front) it runs in a
+    /// pinned transaction instead: only a transaction keeps an unnamed
+    /// statement's Parse and Bind on one server connection.
+    pub async fn fetch_optional<T>(
+        &self,
+        tenant: &Tenant,
+        sql: &'static str,
+        bind: impl Fn(Read<T>) -> Read<T>,
+    ) -> Result<Option<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+    {
+        let text = in_schema(&tenant.schema, sql);
+        let query =
+            || bind(sqlx::query_as(AssertSqlSafe(text.clone())).persistent(prepared_statements()));
+        if !prepared_statements() {
+            let (mut tx, _in_flight) = self.begin(tenant).await?;
+            return query().fetch_optional(&mut *tx).await;
+        }
+        let (row, _in_flight) = self
+            .on_tenant_connection(tenant, |mut conn| {
+                let query = query();
+                async move { query.fetch_optional(&mut *conn).await }
+            })
+            .await?;
+        Ok(row)
+    }
+
+    /// Runs `first` on one of `tenant`'s connections (see the module's doc
+    /// for which), passing over connections the database closed: one that
+    /// fails at its first statement (a `BEGIN`, or a read) has changed
+    /// nothing, so the next one is tried, up to one more than there are
+    /// slots (a freshly opened connection).
+    async fn on_tenant_connection<T, F>(
+        &self,
+        tenant: &Tenant,
+        first: impl Fn(PoolConnection<Postgres>) -> F,
+    ) -> Result<(T, InFlight), sqlx::Error>
+    where
+        F: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let n = self.inner.slots.len();
         let hash = mix(tenant.id as u64);
         let home = (hash % n as u64) as usize;
         let bucket = ((hash >> 32) % LOAD_BUCKETS as u64) as usize;
@@ -162,26 +238,37 @@ impl TenantPool {
             pool: self.inner.clone(),
             bucket,
         };
-        let width = (others + 1).min(n);
-        let sql = || begin_sql(&tenant.schema);
-        for i in 0..width {
-            let slot = &slots[(home + i) % n];
-            match slot.pool.try_begin_with(AssertSqlSafe(sql())).await {
-                Ok(Some(tx)) => {
-                    slot.served.note(tenant.id);
-                    return Ok((tx, in_flight));
+        let mut attempts = n + 1;
+        loop {
+            let (conn, slot) = self.connection(home, others).await?;
+            slot.served.note(tenant.id);
+            match first(conn).await {
+                Err(e) if attempts > 1 && is_dead_connection(&e) => {
+                    tracing::debug!(error = %e, "dropping a dead tenant connection");
+                    attempts -= 1;
                 }
-                Ok(None) => {}
-                // An idle connection the database closed: its slot opens a
-                // new one for whoever waits on it next.
-                Err(e) if is_dead_connection(&e) => {}
-                Err(e) => return Err(e),
+                result => return result.map(|t| (t, in_flight)),
+            }
+        }
+    }
+
+    /// An idle connection among the `others + 1` slots from `home` on, or
+    /// else the `(others + 1)`-th slot's once it is free.
+    async fn connection(
+        &self,
+        home: usize,
+        others: usize,
+    ) -> Result<(PoolConnection<Postgres>, &Slot), sqlx::Error> {
+        let slots = &self.inner.slots;
+        let n = slots.len();
+        for i in 0..(others + 1).min(n) {
+            let slot = &slots[(home + i) % n];
+            if let Some(conn) = slot.pool.try_acquire() {
+                return Ok((conn, slot));
             }
         }
         let slot = &slots[(home + others) % n];
-        let tx = begin_on_live_connection(&slot.pool, sql).await?;
-        slot.served.note(tenant.id);
-        Ok((tx, in_flight))
+        Ok((slot.pool.acquire().await?, slot))
     }
 
     /// Connections open, and idle, over all slots.

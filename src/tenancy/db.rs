@@ -6,7 +6,9 @@
 //! The setting dies with the transaction, so a pooled connection can never
 //! carry one tenant's schema into another's request (early return, panic and
 //! PgBouncer in transaction mode included), and `public` is not on the path:
-//! a table missing from the tenant's schema fails loudly.
+//! a table missing from the tenant's schema fails loudly. A statement can
+//! also name the schema itself ([`in_schema`]) and run without a pin
+//! (`TenantPool::fetch_optional`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +33,20 @@ pub fn use_prepared_statements(on: bool) {
 
 pub fn prepared_statements() -> bool {
     PREPARED.load(Ordering::Relaxed)
+}
+
+static DIRECT: AtomicBool = AtomicBool::new(true);
+
+/// Whether the database URL reaches PostgreSQL itself, so that a
+/// connection's session settings stay its own. Not behind a transaction
+/// pooler (`DATABASE_LISTEN_URL` set): there a server connection serves
+/// other clients in turn, and only a transaction's own settings are safe.
+pub fn connect_directly(on: bool) {
+    DIRECT.store(on, Ordering::Relaxed);
+}
+
+pub fn connected_directly() -> bool {
+    DIRECT.load(Ordering::Relaxed)
 }
 
 /// A query on a shared (public) statement text, prepared when allowed.
@@ -116,6 +132,30 @@ pub async fn begin_public(pool: &PgPool) -> Result<Transaction<'static, Postgres
     begin_on_live_connection(pool, || "BEGIN".to_owned()).await
 }
 
+/// Where a statement names its tenant's schema itself: `FROM {schema}.tasks`
+/// (see [`in_schema`]).
+pub const SCHEMA_MARK: &str = "{schema}";
+
+/// `sql` as `schema`'s own statement text.
+///
+/// PostgreSQL re-plans a cached statement whenever `search_path` differs
+/// from when it was planned, so one shared statement serving tenants in
+/// turn is re-planned on nearly every use. Each (schema, statement) pair
+/// is therefore its own text, and so its own prepared statement in sqlx's
+/// bounded per-connection cache, planned once: a statement that names the
+/// schema ([`SCHEMA_MARK`]) gets it quoted in place, any other a per-schema
+/// comment. Inside a [`TenantDb`] isolation comes from the transaction's
+/// `SET LOCAL`, not from the text; a statement run without one
+/// ([`TenantPool::fetch_optional`]) must name the schema wherever it names
+/// a table.
+pub fn in_schema(schema: &SchemaName, sql: &str) -> String {
+    if sql.contains(SCHEMA_MARK) {
+        sql.replace(SCHEMA_MARK, &schema.quoted())
+    } else {
+        format!("/* {} */ {sql}", schema.as_str())
+    }
+}
+
 /// An error that means the connection itself is gone, not the query.
 pub(super) fn is_dead_connection(e: &sqlx::Error) -> bool {
     match e {
@@ -149,16 +189,9 @@ impl TenantDb {
         &mut self.tx
     }
 
-    /// `sql` tagged with this tenant's schema.
-    ///
-    /// PostgreSQL re-plans a cached statement whenever `search_path` differs
-    /// from when it was planned, so one shared statement serving tenants in
-    /// turn is re-planned on nearly every use. A per-schema comment gives each
-    /// (schema, statement) pair its own prepared statement in sqlx's bounded
-    /// per-connection cache, planned once. Isolation still comes from the
-    /// `SET LOCAL` of the transaction, not from the tag.
+    /// `sql` for this tenant ([`in_schema`]).
     fn tagged(&self, sql: &'static str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(format!("/* {} */ {sql}", self.tenant.schema.as_str()))
+        AssertSqlSafe(in_schema(&self.tenant.schema, sql))
     }
 
     /// A query in this tenant's schema: `db.query("DELETE FROM tasks WHERE id = $1")

@@ -9,7 +9,7 @@ use serde::{Deserialize, Deserializer};
 use time::Date;
 
 use super::dates::{iso_date, parse_date, short_label};
-use super::member::{Member, Visit, WorkspaceNav, member_sql, parse_id};
+use super::member::{Member, User, Visit, WorkspaceNav, member_sql, parse_id};
 use super::task_form::{Person, STATUSES, TaskForm};
 use crate::web::{AppError, Chrome, FieldErrors, IncomingFlash, Page};
 
@@ -134,23 +134,24 @@ pub struct BoardPage {
 /// does), assignee names by JOIN, and the people to assign to.
 /// The cards and the people come as one JSON value beside the member, so
 /// the whole page is one row of one column (see [`member_sql!`] on why)
-/// and one round trip.
+/// and, with every table named with its schema, one round trip outside any
+/// transaction ([`Visit::read`]).
 pub const BOARD_SQL: &str = member_sql!(
     "SELECT json_build_array(me, json_build_array(
               (SELECT json_agg(json_build_array(c.n, t.id, t.title,
                                  left(t.description, 180), c.status,
                                  t.due_date, u.display_name)
                                ORDER BY t.created_at DESC, t.id DESC)
-                 FROM task_counts c
+                 FROM {schema}.task_counts c
                 CROSS JOIN LATERAL (
-                      SELECT * FROM tasks
+                      SELECT * FROM {schema}.tasks
                        WHERE status = c.status
                        ORDER BY created_at DESC, id DESC
                        LIMIT 20) t
-                 LEFT JOIN users u ON u.id = t.assignee_id),
+                 LEFT JOIN {schema}.users u ON u.id = t.assignee_id),
               (SELECT json_agg(json_build_array(id, display_name)
                                ORDER BY lower(display_name), id)
-                 FROM users WHERE active)))
+                 FROM {schema}.users WHERE active)))
        FROM me"
 );
 
@@ -164,7 +165,7 @@ fn board_page(
         csrf,
         flash,
     }: Page,
-    member: &Member,
+    user: &User,
     (rows, people): BoardData,
     form: TaskForm,
     errors: FieldErrors,
@@ -189,7 +190,7 @@ fn board_page(
     BoardPage {
         chrome,
         flash,
-        nav: WorkspaceNav::new(&member.user, "board"),
+        nav: WorkspaceNav::new(user, "board"),
         csrf: csrf.0,
         total: columns.iter().map(|c| c.count).sum(),
         columns,
@@ -209,7 +210,7 @@ pub async fn board_with_form(
     errors: FieldErrors,
 ) -> Result<BoardPage, AppError> {
     let data = member.page_with(BOARD_SQL).await?;
-    Ok(board_page(page, member, data, form, errors))
+    Ok(board_page(page, &member.user, data, form, errors))
 }
 
 #[derive(Template, WebTemplate)]
@@ -296,19 +297,17 @@ pub async fn column(
     })
 }
 
-/// `GET /`: the session check and the board are one statement. Read-only,
-/// so the transaction is simply dropped (rolled back when the connection
-/// goes back to the pool, with the pool's own check of it: no extra trip).
+/// `GET /`: the session check and the board are one statement, on its own
+/// (no transaction to open or roll back).
 pub async fn board(page: Page, visit: Visit) -> Result<Response, AppError> {
-    let (member, data) = visit.sign_in_with(BOARD_SQL).await?;
+    let (user, data) = visit.read(BOARD_SQL).await?;
     let page = board_page(
         page,
-        &member,
+        &user,
         data,
         TaskForm::new_task(),
         FieldErrors::default(),
     );
-    drop(member);
     // The hottest page: render into a buffer sized for it up front rather
     // than growing (and copying) it a few times per request.
     let shown: usize = page.columns.iter().map(|c| c.cards.len()).sum();

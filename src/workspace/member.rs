@@ -4,10 +4,13 @@
 //! session record through the store), opens the request's one [`TenantDb`]
 //! transaction and, in a single query, finds the live session and its active
 //! user. The handler gets both, so a page costs one transaction and no
-//! session write. A page can also read its own data in that same statement
-//! ([`Visit::sign_in_with`] and [`member_sql!`]: the board does), one round
-//! trip for the session and the page. No session, an expired one or an
-//! inactive user: 303 to `/login` (with `?next=` the page asked for).
+//! session write. A page that only reads can have its data found in the
+//! same statement, run on its own without a transaction ([`Visit::read`]
+//! and [`member_sql!`]: the board does): one round trip for the session and
+//! the page. No session, an expired one or an inactive user: 303 to
+//! `/login` (with `?next=` the page asked for).
+
+use std::sync::Arc;
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -20,7 +23,7 @@ use sqlx::{FromRow, Row};
 use tower_sessions::session::Id;
 use tower_sessions::{Expiry, Session};
 
-use crate::tenancy::{Site, TenantDb, TenantPool};
+use crate::tenancy::{Site, Tenant, TenantDb, TenantPool};
 use crate::web::AppError;
 use crate::web::auth::{SESSION_LIFETIME, sign_in_location};
 
@@ -46,7 +49,9 @@ impl User {
 
 /// The statement that finds the live session (`$1`) and its active user,
 /// as a CTE `me` in front of a page's own SQL, which selects one JSON
-/// value, `json_build_array(me, <the page's data>)`:
+/// value, `json_build_array(me, <the page's data>)`. Every table is named
+/// with its schema (`{schema}.users`, see `tenancy::db::in_schema`), so
+/// the statement can run outside a pinned transaction ([`Visit::read`]):
 /// `member_sql!("SELECT json_build_array(me, null) FROM me")` alone, or with
 /// the page's data beside the member (the board), so a page can cost one
 /// statement. It takes no parameter beyond the session's.
@@ -72,7 +77,8 @@ macro_rules! member_sql {
                       s.expiry_date < now() + interval '7 days' AS stale,
                       s.data->'impersonated_by' AS impersonated_by,
                       s.data->'impersonation_id' AS impersonation_id
-                 FROM tenantry_sessions s JOIN users u ON u.id = s.owner_id
+                 FROM {schema}.tenantry_sessions s
+                 JOIN {schema}.users u ON u.id = s.owner_id
                 WHERE s.id = $1 AND s.expiry_date > now() AND u.active
                   AND coalesce((s.data->>'impersonation_until')::bigint
                                > extract(epoch FROM now()), true))
@@ -118,12 +124,13 @@ pub struct Member {
 /// A [`Member`] whose role is `admin`; anyone else gets 403.
 pub struct TenantAdmin(pub Member);
 
-/// A request to a tenant's page with a session cookie, its transaction
-/// open, the session not checked yet: [`Visit::sign_in`] (or
-/// [`Visit::sign_in_with`], for a page that reads its data in the same
-/// statement) makes it a [`Member`] or a redirect to `/login`.
+/// A request to a tenant's page with a session cookie, the session not
+/// checked yet: [`Visit::sign_in`] makes it a [`Member`] (or a redirect to
+/// `/login`), and [`Visit::read`], for a page that only reads, the user and
+/// the page's data.
 pub struct Visit {
-    db: TenantDb,
+    tenants: TenantPool,
+    tenant: Arc<Tenant>,
     session_id: Id,
     session: Session,
     /// The request's method and URI, for where "sign in first" sends it
@@ -149,9 +156,9 @@ where
         let Some(Site::Tenant(tenant)) = parts.extensions.get::<Site>().cloned() else {
             return Err(AppError::NotFound);
         };
-        let db = TenantDb::begin(&TenantPool::from_ref(state), tenant).await?;
         Ok(Visit {
-            db,
+            tenants: TenantPool::from_ref(state),
+            tenant,
             session_id,
             session,
             method: parts.method.clone(),
@@ -161,20 +168,39 @@ where
 }
 
 impl Visit {
+    /// The member, with the request's transaction open.
     pub async fn sign_in(self) -> Result<Member, AppError> {
-        let (member, ()) = self
-            .sign_in_with(member_sql!("SELECT json_build_array(me, null) FROM me"))
-            .await?;
-        Ok(member)
+        let mut db = TenantDb::begin(&self.tenants, self.tenant.clone()).await?;
+        let sql = member_sql!("SELECT json_build_array(me, null) FROM me");
+        let found = fetch_with_member(&mut db, &self.session_id, sql).await?;
+        let (user, ()) = self.signed_in(found)?;
+        Ok(Member {
+            user,
+            db,
+            session_id: self.session_id,
+            session: self.session,
+        })
     }
 
-    /// Runs `sql`, a [`member_sql!`] statement: the member and the page's
-    /// data.
-    pub async fn sign_in_with<P>(mut self, sql: &'static str) -> Result<(Member, P), AppError>
+    /// Runs `sql`, a [`member_sql!`] statement, as a transaction of its own
+    /// (`TenantPool::fetch_optional`: one round trip, no `BEGIN` or
+    /// `ROLLBACK`): the user and the page's data. For pages that only read.
+    pub async fn read<P>(self, sql: &'static str) -> Result<(User, P), AppError>
     where
         P: DeserializeOwned + Send + Unpin,
     {
-        let Some(found) = fetch_with_member(&mut self.db, &self.session_id, sql).await? else {
+        let id = self.session_id.to_string();
+        let found = self
+            .tenants
+            .fetch_optional(&self.tenant, sql, |q| q.bind(id.clone()))
+            .await?;
+        self.signed_in(found)
+    }
+
+    /// The member found, or sign-in first; renews a session past half its
+    /// life.
+    fn signed_in<P>(&self, found: Option<WithMember<P>>) -> Result<(User, P), AppError> {
+        let Some(found) = found else {
             return Err(sign_in_required(&self.method, &self.uri));
         };
         // An impersonation ends at its fixed time: never renewed.
@@ -185,13 +211,7 @@ impl Visit {
             self.session
                 .set_expiry(Some(Expiry::OnInactivity(SESSION_LIFETIME)));
         }
-        let member = Member {
-            user: found.user,
-            db: self.db,
-            session_id: self.session_id,
-            session: self.session,
-        };
-        Ok((member, found.page))
+        Ok((found.user, found.page))
     }
 }
 

@@ -173,3 +173,108 @@ async fn a_tenant_statement_is_planned_once_for_all_its_runs() {
         .unwrap();
     assert_eq!(plans, (3, 0), "(generic, custom) plans of three runs");
 }
+
+/// So is a read on its own, which has no transaction to ask for it in: a
+/// tenant connection asks for generic plans when it opens.
+#[tokio::test]
+async fn a_read_on_its_own_is_planned_once_too() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 1).await;
+    let pool = TenantPool::beside(&db.pool_of(1), 1);
+    let tenant = registry.by_slug("ten-0").unwrap();
+    let sql = "SELECT count(*) FROM {schema}.tasks WHERE title = $1";
+    for _ in 0..3 {
+        let found = pool
+            .fetch_optional(&tenant, sql, |q| q.bind("none"))
+            .await
+            .unwrap();
+        assert_eq!(found, Some((0i64,)));
+    }
+    let plans: Option<(i64, i64)> = pool
+        .fetch_optional(
+            &tenant,
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+              WHERE statement LIKE '%.tasks WHERE title = $1'",
+            |q| q,
+        )
+        .await
+        .unwrap();
+    assert_eq!(plans, Some((3, 0)), "(generic, custom) plans of three runs");
+}
+
+/// A read on its own (`TenantPool::fetch_optional`, how the board is read)
+/// is one statement, its own transaction, outside any pin: it reaches
+/// the tenant's tables because it names their schema. The connection's
+/// search path is the default then, so the schema a transaction of another
+/// tenant pinned just before on the same connection is not on it: a table
+/// named without a schema is not found instead of being that tenant's.
+#[tokio::test]
+async fn a_read_on_its_own_reaches_only_the_schema_it_names() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 2).await;
+    let pool = TenantPool::beside(&db.pool_of(1), 1);
+    let (zero, one) = (
+        registry.by_slug("ten-0").unwrap(),
+        registry.by_slug("ten-1").unwrap(),
+    );
+    let mut tx = TenantDb::begin(&pool, one.clone()).await.unwrap();
+    tx.query("INSERT INTO tasks (title) VALUES ('only in ten-1')")
+        .execute(tx.conn())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let tasks = |tenant: std::sync::Arc<tenantry::tenancy::Tenant>| {
+        let pool = pool.clone();
+        async move {
+            pool.fetch_optional(&tenant, "SELECT count(*) FROM {schema}.tasks", |q| q)
+                .await
+                .unwrap()
+                .map(|(n,): (i64,)| n)
+        }
+    };
+    assert_eq!(tasks(one.clone()).await, Some(1));
+    assert_eq!(tasks(zero.clone()).await, Some(0));
+
+    // No pinned transaction around it: the connection's own path.
+    let (path,): (String,) = pool
+        .fetch_optional(&zero, "SELECT current_setting('search_path')", |q| q)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(path, "\"$user\", public");
+
+    let mut tx = TenantDb::begin(&pool, one).await.unwrap();
+    tx.query("SELECT 1").execute(tx.conn()).await.unwrap();
+    tx.commit().await.unwrap();
+    let unnamed = pool
+        .fetch_optional::<(i64,)>(&zero, "SELECT count(*) FROM tasks", |q| q)
+        .await;
+    let err = unnamed.expect_err("a table without its schema is not found");
+    assert!(
+        err.to_string().contains("\"tasks\" does not exist"),
+        "{err}"
+    );
+}
+
+/// The board's statement names the schema of every table it reads (it
+/// runs outside a pinned transaction): with nothing on the search path it
+/// still runs.
+#[tokio::test]
+async fn the_board_names_the_schema_of_every_table_it_reads() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 1).await;
+    let tenant = registry.by_slug("ten-0").unwrap();
+    let mut conn = db.pool_of(1).acquire().await.unwrap();
+    sqlx::query("SET search_path = ''")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let sql = tenantry::tenancy::db::in_schema(&tenant.schema, tenantry::workspace::BOARD_SQL);
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind("no such session")
+        .fetch_optional(&mut *conn)
+        .await
+        .unwrap();
+    assert!(row.is_none());
+}
