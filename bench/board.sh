@@ -137,7 +137,7 @@ if [ -n "${PGBENCH:-}" ]; then
         for mode in prepared extended; do
             echo "== pgbench -M $mode, the board's statement as the page sends it, spread over $s, -c16 -j2"
             pgbench -n -M $mode -c16 -j2 -T"${duration%s}" "${scripts[@]}" "$db_url" \
-                2>&1 | grep -E "^tps|latency average"
+                2>&1 | grep -E "^tps|^latency average"
         done
     done
     psql -q "$db_url" -c "CREATE TABLE public.bench_sessions (n int PRIMARY KEY, schema text, sid text)"
@@ -159,7 +159,7 @@ if [ -n "${PGBENCH:-}" ]; then
             echo "== pgbench -M $mode, the board's SQL in a pinned transaction, spread over $s, -c16 -j2"
             pgbench -n -M $mode -c16 -j2 -T"${duration%s}" -D spread=$s \
                 -f "$work/board.sql" "$db_url" \
-                2>&1 | grep -E "^tps|latency average"
+                2>&1 | grep -E "^tps|^latency average"
         done
     done
 fi

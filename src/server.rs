@@ -37,6 +37,7 @@ pub async fn run(db_config: &DbConfig, config: &ServeConfig) -> Result<()> {
     let usage = state.usage.clone();
     let jobs = crate::jobs::serve_jobs(
         db.pool.clone(),
+        tenants.clone(),
         registry,
         usage.clone(),
         config.usage_schedule(),

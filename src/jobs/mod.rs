@@ -2,8 +2,10 @@
 //! place, each logged by name and stopped on shutdown: session sweep,
 //! deletion finisher, throttle cleanup, spare tenant schemas
 //! (`crate::tenancy::spares`), the usage flush and refresh
-//! (`crate::usage::collect`), the metrics upkeep (`crate::metrics`) and
-//! the allocator's trim (`crate::allocator`).
+//! (`crate::usage::collect`), the metrics upkeep (`crate::metrics`), the
+//! tenant connections kept after a read and idle since
+//! (`crate::tenancy::affinity`) and the allocator's trim
+//! (`crate::allocator`).
 //!
 //! A job is a function run every period that returns a one-line summary of
 //! what it did (empty when nothing); failures are logged and the job runs
@@ -18,7 +20,7 @@ use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::tenancy::TenantRegistry;
+use crate::tenancy::{TenantPool, TenantRegistry};
 use crate::usage::Counters;
 use crate::usage::collect::Schedule;
 
@@ -91,6 +93,7 @@ impl Jobs {
 /// schemas to keep ready.
 pub fn serve_jobs(
     pool: PgPool,
+    tenants: TenantPool,
     registry: Arc<TenantRegistry>,
     usage: Arc<Counters>,
     schedule: Schedule,
@@ -100,6 +103,10 @@ pub fn serve_jobs(
     jobs.every("metrics-upkeep", crate::metrics::UPKEEP_PERIOD, || async {
         crate::metrics::upkeep();
         Ok(String::new())
+    });
+    jobs.every("tenant-connections", Duration::from_secs(1), move || {
+        tenants.release_idle(Duration::from_secs(1));
+        async { Ok(String::new()) }
     });
     jobs.every("memory-trim", crate::allocator::TRIM_PERIOD, || async {
         crate::allocator::trim();

@@ -25,32 +25,26 @@
 //!
 //! A tenant's work on its connection is a pinned transaction
 //! ([`TenantPool::begin`]) or one read-only statement that names the
-//! tenant's schema itself, run on its own ([`TenantPool::fetch_optional`]).
+//! tenant's schema itself, run on its own ([`TenantPool::fetch_optional`]),
+//! after which the slot keeps the connection for its next user instead of
+//! handing it back to the pool (`slot`: no check on release).
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions, PgRow};
 use sqlx::query::QueryAs;
-use sqlx::{AssertSqlSafe, Executor, FromRow, Postgres, SqlSafeStr, Transaction};
+use sqlx::{AssertSqlSafe, FromRow, Postgres, SqlSafeStr, Transaction};
 
-use super::db::{
-    begin_sql, connected_directly, in_schema, is_dead_connection, prepared_statements,
-};
+use super::db::{begin_sql, in_schema, is_dead_connection, prepared_statements};
+use super::slot::Slot;
 use super::tenant::Tenant;
 
 /// Counters of requests in flight, by a hash of the tenant (a collision
 /// only widens two tenants' share a little).
 const LOAD_BUCKETS: usize = 4096;
-
-/// For the whole life of a tenant connection, what [`begin_sql`] sets for
-/// each transaction (see there why): a read on its own
-/// ([`TenantPool::fetch_optional`]) has no transaction to set it in. Only on
-/// a direct connection; behind a transaction pooler such a read gets
-/// PostgreSQL's default (its first five runs planned each).
-const GENERIC_PLANS: &str = "SET plan_cache_mode TO force_generic_plan";
 
 /// A statement for [`TenantPool::fetch_optional`] to add its parameters to.
 pub type Read<T> = QueryAs<'static, Postgres, T, PgArguments>;
@@ -71,38 +65,6 @@ pub struct TenantPool {
 struct Inner {
     slots: Box<[Slot]>,
     load: Box<[AtomicU32]>,
-}
-
-/// One connection, and the tenants it has served since it was opened.
-#[derive(Debug)]
-struct Slot {
-    pool: PgPool,
-    served: Arc<Served>,
-}
-
-#[derive(Debug)]
-struct Served {
-    bound: usize,
-    tenants: Mutex<HashSet<i64>>,
-}
-
-impl Served {
-    fn tenants(&self) -> std::sync::MutexGuard<'_, HashSet<i64>> {
-        self.tenants.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn note(&self, tenant: i64) {
-        self.tenants().insert(tenant);
-    }
-
-    /// Past the bound, the connection is closed at its next release.
-    fn outgrown(&self) -> bool {
-        self.tenants().len() > self.bound
-    }
-
-    fn forget(&self) {
-        self.tenants().clear();
-    }
 }
 
 /// Holds a tenant's place in its load count while its transaction lives.
@@ -131,36 +93,7 @@ impl TenantPool {
         let options: PgPoolOptions = like.options().clone().max_connections(1).min_connections(0);
         let connect = (*like.connect_options()).clone();
         let slots = (0..slots.max(1))
-            .map(|_| {
-                let served = Arc::new(Served {
-                    bound: tenants_per_backend,
-                    tenants: Mutex::default(),
-                });
-                let (fresh, release) = (served.clone(), served.clone());
-                let pool = options
-                    .clone()
-                    .after_connect(move |conn, _| {
-                        fresh.forget();
-                        Box::pin(async move {
-                            if connected_directly() && prepared_statements() {
-                                conn.execute(GENERIC_PLANS).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .after_release(move |_, _| {
-                        let keep = !release.outgrown();
-                        if !keep {
-                            tracing::debug!(
-                                bound = release.bound,
-                                "replacing a tenant connection that has served its share of tenants"
-                            );
-                        }
-                        Box::pin(async move { Ok(keep) })
-                    })
-                    .connect_lazy_with(connect.clone());
-                Slot { pool, served }
-            })
+            .map(|_| Slot::open(&options, &connect, tenants_per_backend))
             .collect();
         TenantPool {
             inner: Arc::new(Inner {
@@ -176,7 +109,7 @@ impl TenantPool {
         tenant: &Tenant,
     ) -> Result<(Transaction<'static, Postgres>, InFlight), sqlx::Error> {
         let sql = begin_sql(&tenant.schema);
-        self.on_tenant_connection(tenant, |conn| {
+        self.on_tenant_connection(tenant, |conn, _| {
             Transaction::begin(conn, Some(AssertSqlSafe(sql.clone()).into_sql_str()))
         })
         .await
@@ -208,9 +141,13 @@ impl TenantPool {
             return query().fetch_optional(&mut *tx).await;
         }
         let (row, _in_flight) = self
-            .on_tenant_connection(tenant, |mut conn| {
+            .on_tenant_connection(tenant, |mut conn, slot| {
                 let query = query();
-                async move { query.fetch_optional(&mut *conn).await }
+                async move {
+                    let row = query.fetch_optional(&mut *conn).await?;
+                    slot.keep(conn);
+                    Ok(row)
+                }
             })
             .await?;
         Ok(row)
@@ -221,10 +158,10 @@ impl TenantPool {
     /// fails at its first statement (a `BEGIN`, or a read) has changed
     /// nothing, so the next one is tried, up to one more than there are
     /// slots (a freshly opened connection).
-    async fn on_tenant_connection<T, F>(
-        &self,
+    async fn on_tenant_connection<'a, T, F>(
+        &'a self,
         tenant: &Tenant,
-        first: impl Fn(PoolConnection<Postgres>) -> F,
+        first: impl Fn(PoolConnection<Postgres>, &'a Slot) -> F,
     ) -> Result<(T, InFlight), sqlx::Error>
     where
         F: Future<Output = Result<T, sqlx::Error>>,
@@ -242,7 +179,7 @@ impl TenantPool {
         loop {
             let (conn, slot) = self.connection(home, others).await?;
             slot.served.note(tenant.id);
-            match first(conn).await {
+            match first(conn, slot).await {
                 Err(e) if attempts > 1 && is_dead_connection(&e) => {
                     tracing::debug!(error = %e, "dropping a dead tenant connection");
                     attempts -= 1;
@@ -263,19 +200,28 @@ impl TenantPool {
         let n = slots.len();
         for i in 0..(others + 1).min(n) {
             let slot = &slots[(home + i) % n];
-            if let Some(conn) = slot.pool.try_acquire() {
+            if let Some(conn) = slot.try_take() {
                 return Ok((conn, slot));
             }
         }
         let slot = &slots[(home + others) % n];
-        Ok((slot.pool.acquire().await?, slot))
+        Ok((slot.take().await?, slot))
     }
 
     /// Connections open, and idle, over all slots.
     pub fn size(&self) -> (u32, usize) {
         self.inner.slots.iter().fold((0, 0), |(open, idle), s| {
-            (open + s.pool.size(), idle + s.pool.num_idle())
+            let kept = usize::from(s.has_kept());
+            (open + s.pool.size(), idle + s.pool.num_idle() + kept)
         })
+    }
+
+    /// Hands connections kept unused for `idle` after a read back to their
+    /// pools, whose idle timeout and checks then apply (a job calls this).
+    pub fn release_idle(&self, idle: Duration) {
+        for slot in &self.inner.slots {
+            slot.release_idle(idle);
+        }
     }
 
     /// How many slots (the most connections this pool opens).
@@ -285,7 +231,10 @@ impl TenantPool {
 
     pub async fn close(&self) {
         for slot in &self.inner.slots {
-            slot.pool.close().await;
+            // Closed first, so that no read keeps its connection after.
+            let closed = slot.pool.close();
+            slot.release_idle(Duration::ZERO);
+            closed.await;
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod registry;
 pub mod resolve;
 pub mod schema;
 pub mod sessions;
+mod slot;
 pub mod spares;
 pub mod sql_split;
 pub mod tenant;

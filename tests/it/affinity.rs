@@ -278,3 +278,66 @@ async fn the_board_names_the_schema_of_every_table_it_reads() {
         .unwrap();
     assert!(row.is_none());
 }
+
+/// A read keeps its connection for the slot's next user rather than
+/// handing it back to the pool, unless someone waits for it there: then
+/// the waiter gets it at once (not after the pool's acquire timeout).
+#[tokio::test]
+async fn a_read_hands_its_connection_to_whoever_waits_for_it() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 1).await;
+    let pool = TenantPool::beside(&db.pool_of(1), 1);
+    let tenant = registry.by_slug("ten-0").unwrap();
+    let sql = "SELECT count(*) FROM {schema}.tasks";
+    let held = TenantDb::begin(&pool, tenant.clone()).await.unwrap();
+    let read = tokio::spawn({
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        async move { pool.fetch_optional::<(i64,)>(&tenant, sql, |q| q).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let write = tokio::spawn({
+        let (pool, tenant) = (pool.clone(), tenant.clone());
+        async move {
+            let mut tx = TenantDb::begin(&pool, tenant).await?;
+            tx.query("INSERT INTO tasks (title) VALUES ('after the read')")
+                .execute(tx.conn())
+                .await?;
+            tx.commit().await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(held);
+    let (read, write) = tokio::time::timeout(Duration::from_secs(3), async {
+        (read.await.unwrap(), write.await.unwrap())
+    })
+    .await
+    .expect("the read and then the write got the connection in turn");
+    assert_eq!(read.unwrap(), Some((0,)));
+    write.unwrap();
+    assert_eq!(
+        pool.fetch_optional::<(i64,)>(&tenant, sql, |q| q)
+            .await
+            .unwrap(),
+        Some((1,))
+    );
+}
+
+/// A connection kept after a read counts as idle, and closing the pool
+/// closes it too instead of waiting for it.
+#[tokio::test]
+async fn a_kept_connection_is_idle_and_closes_with_the_pool() {
+    let db = TestDb::new().await;
+    let registry = registry_of(&db, 1).await;
+    let pool = TenantPool::beside(&db.pool_of(2), 2);
+    let tenant = registry.by_slug("ten-0").unwrap();
+    let found = pool
+        .fetch_optional::<(i32,)>(&tenant, "SELECT 1", |q| q)
+        .await
+        .unwrap();
+    assert_eq!(found, Some((1,)));
+    assert_eq!(pool.size(), (1, 1), "one connection open, and idle");
+    tokio::time::timeout(Duration::from_secs(3), pool.close())
+        .await
+        .expect("the pool closes with a connection kept");
+    assert_eq!(pool.size().0, 0);
+}
