@@ -15,6 +15,13 @@
 # Prints req/s, latency percentiles, CPU per request (the server, and
 # PostgreSQL's backends) and resident memory. ROLLOUT=1 then times one new
 # migration (a column and an index) over every tenant (examples/rollout_bench).
+#
+# PAIR_WITH=BINARY compares two builds in one sitting instead: a second
+# `tenantry serve` (BINARY) runs beside this build's on the same database
+# (the next port), and each SPREAD runs PAIRS (6) pairs of DURATION runs,
+# this build's then the other's, with the ratio pair by pair (other / this):
+# the machine's speed drifts between minutes, not between the two halves of
+# a pair.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 present=${1:-10}
@@ -28,7 +35,11 @@ warmup=${WARMUP:-10s}
 port=18080
 work=$(mktemp -d /tmp/tenantry-bench-XXXXXX)
 chmod 755 "$work"
-cleanup() { [ -n "${server:-}" ] && kill "$server" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() {
+    for p in ${server:-} ${second:-}; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
@@ -95,6 +106,30 @@ pg_cpu_ms() {
     local reaped; reaped=$(awk '{ print $14 + $15 + $16 + $17 }' /proc/$postmaster/stat)
     echo $(( $(cpu_ms $(pg_pids)) + reaped * 1000 / tick ))
 }
+
+if [ -n "${PAIR_WITH:-}" ]; then
+    other=$((port + 1))
+    DATABASE_URL="$db_url" TENANTRY_BIND="127.0.0.1:$other" "$PAIR_WITH" serve > "$work/serve-2.log" 2>&1 &
+    second=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$other/healthz" >/dev/null && break; sleep 0.2; done
+    # req/s and p99 of one run against port $2.
+    run() {
+        SPREAD=$1 wrk -t2 -c16 -d"$duration" --latency -s "$lua" "http://127.0.0.1:$2/" |
+            awk '/Requests\/sec/ { r = $2 } $1 == "99%" { p = $2 } /Non-2xx/ { p = p " NON-2XX" } END { print r, p }'
+    }
+    for s in $spreads; do
+        for p in $port $other; do
+            SPREAD=$s wrk -t2 -c16 -d"$warmup" -s "$lua" "http://127.0.0.1:$p/" > /dev/null
+        done
+        echo "== pairs: spread over $s, wrk -t2 -c16 -d$duration: this build, then $PAIR_WITH"
+        for _ in $(seq "${PAIRS:-6}"); do
+            a=($(run "$s" $port)); b=($(run "$s" $other))
+            awk -v a="${a[0]}" -v b="${b[0]}" -v pa="${a[*]:1}" -v pb="${b[*]:1}" \
+                'BEGIN { printf "  %7.0f req/s (p99 %s)   %7.0f req/s (p99 %s)   ratio %.2f\n", a, pa, b, pb, b / a }'
+        done
+    done
+    exit 0
+fi
 
 for s in $spreads; do
     SPREAD=$s wrk -t2 -c16 -d"$warmup" -s "$lua" "http://127.0.0.1:$port/" > /dev/null
