@@ -2,19 +2,27 @@
 //! same backend, one tenant's burst spreads over all of them, and the pin
 //! to the schema holds on every one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tenantry::tenancy::{TenantDb, TenantPool, TenantRegistry};
+use tenantry::tenancy::{Tenant, TenantDb, TenantPool, TenantRegistry};
 
 use crate::harness::{ROOT, TestDb};
 
-async fn registry_of(db: &TestDb, tenants: usize) -> std::sync::Arc<TenantRegistry> {
+async fn registry_of(db: &TestDb, tenants: usize) -> Arc<TenantRegistry> {
     for n in 0..tenants {
         db.create_tenant(&format!("ten-{n}")).await;
     }
     TenantRegistry::start(db.pool_of(2), &db.url, ROOT, tenantry::branding::PROFILE)
         .await
         .unwrap()
+}
+
+/// One tenant, `ten-0`, and a pool of one slot.
+async fn one_tenant_on_one_slot(db: &TestDb) -> (TenantPool, Arc<Tenant>) {
+    let registry = registry_of(db, 1).await;
+    let pool = TenantPool::beside(&db.pool_of(1), 1);
+    (pool, registry.by_slug("ten-0").unwrap())
 }
 
 /// The backend and the schema a transaction of `slug` runs on.
@@ -148,9 +156,7 @@ async fn a_connection_is_replaced_once_it_has_served_its_share_of_tenants() {
 #[tokio::test]
 async fn a_tenant_statement_is_planned_once_for_all_its_runs() {
     let db = TestDb::new().await;
-    let registry = registry_of(&db, 1).await;
-    let pool = TenantPool::beside(&db.pool_of(1), 1);
-    let tenant = registry.by_slug("ten-0").unwrap();
+    let (pool, tenant) = one_tenant_on_one_slot(&db).await;
     for _ in 0..3 {
         let mut tx = TenantDb::begin(&pool, tenant.clone()).await.unwrap();
         let found: i64 = tx
@@ -179,9 +185,7 @@ async fn a_tenant_statement_is_planned_once_for_all_its_runs() {
 #[tokio::test]
 async fn a_read_on_its_own_is_planned_once_too() {
     let db = TestDb::new().await;
-    let registry = registry_of(&db, 1).await;
-    let pool = TenantPool::beside(&db.pool_of(1), 1);
-    let tenant = registry.by_slug("ten-0").unwrap();
+    let (pool, tenant) = one_tenant_on_one_slot(&db).await;
     let sql = "SELECT count(*) FROM {schema}.tasks WHERE title = $1";
     for _ in 0..3 {
         let found = pool
@@ -224,7 +228,7 @@ async fn a_read_on_its_own_reaches_only_the_schema_it_names() {
         .unwrap();
     tx.commit().await.unwrap();
 
-    let tasks = |tenant: std::sync::Arc<tenantry::tenancy::Tenant>| {
+    let tasks = |tenant: Arc<Tenant>| {
         let pool = pool.clone();
         async move {
             pool.fetch_optional(&tenant, "SELECT count(*) FROM {schema}.tasks", |q| q)
@@ -285,9 +289,7 @@ async fn the_board_names_the_schema_of_every_table_it_reads() {
 #[tokio::test]
 async fn a_read_hands_its_connection_to_whoever_waits_for_it() {
     let db = TestDb::new().await;
-    let registry = registry_of(&db, 1).await;
-    let pool = TenantPool::beside(&db.pool_of(1), 1);
-    let tenant = registry.by_slug("ten-0").unwrap();
+    let (pool, tenant) = one_tenant_on_one_slot(&db).await;
     let sql = "SELECT count(*) FROM {schema}.tasks";
     let held = TenantDb::begin(&pool, tenant.clone()).await.unwrap();
     let read = tokio::spawn({
