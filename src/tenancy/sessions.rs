@@ -22,7 +22,7 @@ use tower_sessions::session::{Id, Record};
 use tower_sessions::session_store::{Error, Result};
 
 use super::affinity::{InFlight, TenantPool};
-use super::db::{begin_public, prepared_statements};
+use super::db::{begin_public, in_schema, prepared_statements};
 use super::registry::{Site, TenantRegistry};
 use super::resolve::current_site;
 use super::schema::SchemaName;
@@ -101,17 +101,14 @@ enum Table {
 
 impl Table {
     /// The statement for this site: `{t}` becomes the table. Tenant
-    /// statements name the table through the pinned search path and carry a
-    /// per-schema tag, so each is prepared once per connection (see
-    /// `TenantDb::query`).
+    /// statements name the table through the pinned search path and are
+    /// the schema's own text ([`in_schema`]), so each is prepared once per
+    /// connection.
     fn sql(&self, template: &str) -> AssertSqlSafe<String> {
         AssertSqlSafe(match self {
             Table::Root(table) => template.replace("{t}", table),
             Table::Tenant(schema) => {
-                format!(
-                    "/* {schema} */ {}",
-                    template.replace("{t}", "tenantry_sessions")
-                )
+                in_schema(schema, &template.replace("{t}", "tenantry_sessions"))
             }
         })
     }
